@@ -1,0 +1,1 @@
+"""Gallery artefact: FAISS index + embeddings + per-identity statistics + manifest."""

@@ -1,0 +1,253 @@
+"""The versioned gallery artefact and search over it.
+
+Layout at a gallery root URI (local dir or s3://):
+    LATEST                                   -> the current version string
+    versions/<version>/manifest.json         format, version, model pack, dim, threshold, file hashes
+    versions/<version>/index.faiss           IndexIDMap2 over L2-normalised embeddings (inner product)
+    versions/<version>/references.parquet    one row per reference face (id, identity, uri, embedding, ...)
+    versions/<version>/identities.parquet    per-identity statistics
+A root or a version directory can be loaded; files are checked against the manifest's hashes.
+"""
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Optional
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from index import calibration, faiss_index
+from vipwatch import storage
+from vipwatch.config import StorageConfig
+
+FORMAT = "vipwatch-gallery"
+FORMAT_VERSION = 1
+FILES = ("index.faiss", "references.parquet", "identities.parquet")
+SIMILARITY_QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
+
+
+class GalleryError(RuntimeError):
+    """A gallery that cannot be used: missing, corrupt, or built with another model pack."""
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _parquet_bytes(table: pa.Table) -> bytes:
+    sink = io.BytesIO()
+    pq.write_table(table, sink)
+    return sink.getvalue()
+
+
+def embeddings_of(table: pa.Table, column: str = "embedding") -> np.ndarray:
+    values = table.column(column).combine_chunks()
+    if len(values) == 0:
+        return np.zeros((0, 0), dtype=np.float32)
+    return np.asarray(values.flatten().to_numpy(zero_copy_only=False), dtype=np.float32).reshape(len(values), -1)
+
+
+def identity_statistics(embeddings: np.ndarray, identity_ids: np.ndarray) -> dict[str, list]:
+    """count, centroid, and the distribution of intra-identity cosine similarities, and of each
+    reference's cosine to its centroid (what a typical authentic photo of X scores)."""
+    stats: dict[str, list] = {"identity_id": [], "reference_count": [], "centroid": [], "intra_similarity_mean": [],
+                              "intra_similarity_std": [], "centroid_similarity_mean": []}
+    for q in SIMILARITY_QUANTILES:
+        stats[f"intra_similarity_p{int(q * 100):02d}"] = []
+        stats[f"centroid_similarity_p{int(q * 100):02d}"] = []
+    for identity in sorted(set(identity_ids.tolist())):
+        vectors = embeddings[identity_ids == identity]
+        centroid = vectors.mean(axis=0)
+        centroid /= max(np.linalg.norm(centroid), 1e-12)
+        pairwise = (vectors @ vectors.T)[np.triu_indices(len(vectors), k=1)]
+        if len(pairwise) == 0:
+            pairwise = np.array([1.0])
+        to_centroid = vectors @ centroid
+        stats["identity_id"].append(identity)
+        stats["reference_count"].append(len(vectors))
+        stats["centroid"].append(centroid.astype(np.float32).tolist())
+        stats["intra_similarity_mean"].append(float(pairwise.mean()))
+        stats["intra_similarity_std"].append(float(pairwise.std()))
+        stats["centroid_similarity_mean"].append(float(to_centroid.mean()))
+        for q in SIMILARITY_QUANTILES:
+            stats[f"intra_similarity_p{int(q * 100):02d}"].append(float(np.quantile(pairwise, q)))
+            stats[f"centroid_similarity_p{int(q * 100):02d}"].append(float(np.quantile(to_centroid, q)))
+    return stats
+
+
+@dataclass
+class Gallery:
+    manifest: dict
+    references: pa.Table
+    identities: pa.Table
+    index: object = field(repr=False)
+    _search_index: object = field(default=None, repr=False)
+
+    # ---- construction -------------------------------------------------------------------
+    @classmethod
+    def build(cls, references: pa.Table, model_pack: str, embedder_id: str, target_fpir: float = 0.01,
+              impostor_embeddings: Optional[np.ndarray] = None, display_names: Optional[dict] = None,
+              extra_manifest: Optional[dict] = None) -> "Gallery":
+        """``references`` has at least identity_id, image_uri, embedding (L2-normalised); any
+        further columns (e.g. forgery reference embeddings) are kept as they are."""
+        if references.num_rows == 0:
+            raise GalleryError("no usable reference faces: nothing to enroll")
+        embeddings = embeddings_of(references)
+        identity_ids = np.asarray(references.column("identity_id").to_pylist())
+        reference_ids = np.arange(references.num_rows, dtype=np.int64)
+        references = references.add_column(0, "reference_id", pa.array(reference_ids))
+
+        stats = identity_statistics(embeddings, identity_ids)
+        names = display_names or {}
+        stats["display_name"] = [names.get(i, i) for i in stats["identity_id"]]
+        identities = pa.table(stats)
+
+        # Open-set threshold: impostors are held-out identities (each enrolled identity scored
+        # against the others) plus any distractor faces given.
+        impostor = calibration.best_other_identity_scores(embeddings, identity_ids)
+        impostor_source = "leave-one-identity-out over the references"
+        if impostor_embeddings is not None and len(impostor_embeddings):
+            impostor = np.concatenate([impostor, (impostor_embeddings @ embeddings.T).max(axis=1)])
+            impostor_source += f" + {len(impostor_embeddings)} distractor faces"
+        impostor = impostor[np.isfinite(impostor)]
+        genuine = calibration.best_same_identity_scores(embeddings, identity_ids)
+        if len(impostor):
+            threshold = calibration.threshold_at_fpir(impostor, target_fpir)
+        else:
+            threshold = 0.5
+            impostor_source = "none available (single identity, no distractors): default 0.5"
+        index = faiss_index.build_index(embeddings, reference_ids)
+        digest = hashlib.sha256(embeddings.tobytes() + "\n".join(identity_ids.tolist()).encode()).hexdigest()[:8]
+        created = datetime.now(timezone.utc)
+        manifest = {
+            "format": FORMAT, "format_version": FORMAT_VERSION,
+            "gallery_version": f"{created:%Y%m%dT%H%M%SZ}-{digest}",
+            "created_at": created.isoformat(), "model_pack": model_pack, "embedder_id": embedder_id,
+            "embedding_dim": int(embeddings.shape[1]), "index_kind": faiss_index.index_kind_for(len(embeddings)),
+            "identity_count": identities.num_rows, "reference_count": references.num_rows,
+            "match_threshold": threshold,
+            "calibration": {"target_fpir": target_fpir, "impostor_source": impostor_source,
+                            "impostor_count": int(len(impostor)),
+                            "fpir_at_threshold": calibration.rate_at(impostor, threshold),
+                            "tpir_at_threshold_leave_one_out": calibration.rate_at(genuine, threshold)},
+            **(extra_manifest or {}),
+        }
+        return cls(manifest=manifest, references=references, identities=identities, index=index)
+
+    # ---- persistence --------------------------------------------------------------------
+    def save(self, root_uri: str, storage_config: Optional[StorageConfig] = None) -> str:
+        """Write versions/<version>/ under root and point LATEST at it. Returns the version URI."""
+        version_uri = storage.join(root_uri, "versions", self.version)
+        payloads = {"index.faiss": faiss_index.serialize(self.index),
+                    "references.parquet": _parquet_bytes(self.references),
+                    "identities.parquet": _parquet_bytes(self.identities)}
+        self.manifest["files"] = {name: _sha256(data) for name, data in payloads.items()}
+        for name, data in payloads.items():
+            storage.write_bytes(storage.join(version_uri, name), data, storage_config)
+        # The manifest goes last: a version directory without one is an unfinished write.
+        storage.write_bytes(storage.join(version_uri, "manifest.json"),
+                            json.dumps(self.manifest, indent=2).encode(), storage_config)
+        storage.write_bytes(storage.join(root_uri, "LATEST"), self.version.encode(), storage_config)
+        return version_uri
+
+    @classmethod
+    def load(cls, uri: str, storage_config: Optional[StorageConfig] = None) -> "Gallery":
+        uri = uri.rstrip("/")
+        try:
+            if not storage.exists(storage.join(uri, "manifest.json"), storage_config):
+                if not storage.exists(storage.join(uri, "LATEST"), storage_config):
+                    raise GalleryError(f"no gallery at {uri}: neither manifest.json nor LATEST found")
+                version = storage.read_bytes(storage.join(uri, "LATEST"), storage_config).decode().strip()
+                uri = storage.join(uri, "versions", version)
+            manifest = json.loads(storage.read_bytes(storage.join(uri, "manifest.json"), storage_config))
+        except GalleryError:
+            raise
+        except (OSError, ValueError) as exc:
+            raise GalleryError(f"gallery manifest at {uri} is unreadable: {exc}") from exc
+        if manifest.get("format") != FORMAT or manifest.get("format_version") != FORMAT_VERSION:
+            raise GalleryError(f"{uri} is not a {FORMAT} v{FORMAT_VERSION} artefact "
+                               f"(format={manifest.get('format')!r}, version={manifest.get('format_version')!r})")
+        payloads = {}
+        for name in FILES:
+            try:
+                data = storage.read_bytes(storage.join(uri, name), storage_config)
+            except OSError as exc:
+                raise GalleryError(f"gallery file {name} missing at {uri}: {exc}") from exc
+            expected = manifest.get("files", {}).get(name)
+            if _sha256(data) != expected:
+                raise GalleryError(f"gallery file {name} at {uri} is corrupt: sha256 {_sha256(data)[:12]}… "
+                                   f"does not match the manifest's {str(expected)[:12]}…")
+            payloads[name] = data
+        index = faiss_index.deserialize(payloads["index.faiss"])
+        references = pq.read_table(io.BytesIO(payloads["references.parquet"]))
+        identities = pq.read_table(io.BytesIO(payloads["identities.parquet"]))
+        if index.ntotal != references.num_rows or index.d != manifest["embedding_dim"]:
+            raise GalleryError(f"gallery at {uri} is inconsistent: index holds {index.ntotal}x{index.d}, "
+                               f"manifest says {references.num_rows}x{manifest['embedding_dim']}")
+        return cls(manifest=manifest, references=references, identities=identities, index=index)
+
+    # ---- queries ------------------------------------------------------------------------
+    @property
+    def version(self) -> str:
+        return self.manifest["gallery_version"]
+
+    @property
+    def match_threshold(self) -> float:
+        return float(self.manifest["match_threshold"])
+
+    def identity_ids(self) -> list[str]:
+        return self.identities.column("identity_id").to_pylist()
+
+    def check_compatible(self, embedder_id: str, embedding_dim: Optional[int] = None) -> None:
+        if embedder_id != self.manifest["embedder_id"] or (embedding_dim and embedding_dim != self.manifest["embedding_dim"]):
+            raise GalleryError(
+                f"gallery {self.version} was built with embedder {self.manifest['embedder_id']} "
+                f"({self.manifest['embedding_dim']}-d, pack {self.manifest['model_pack']}); these embeddings come "
+                f"from {embedder_id} ({embedding_dim}-d). Rebuild the gallery with this model pack, or crawl "
+                f"with the gallery's pack.")
+
+    def search(self, embeddings: np.ndarray, top_k: int = 5) -> list[list[tuple[str, float]]]:
+        """Top-k identities per query, best-of-references score, best first."""
+        if len(embeddings) == 0:
+            return []
+        if self._search_index is None:
+            self._search_index = faiss_index.to_search_device(self.index)
+        per_identity = int(max(self.identities.column("reference_count").to_pylist()))
+        neighbours = min(self.index.ntotal, top_k * per_identity)
+        scores, ids = self._search_index.search(np.ascontiguousarray(embeddings, dtype=np.float32), neighbours)
+        owner = np.asarray(self.references.column("identity_id").to_pylist())
+        results = []
+        for row_scores, row_ids in zip(scores, ids):
+            best: dict[str, float] = {}
+            for score, reference_id in zip(row_scores, row_ids):
+                if reference_id < 0:
+                    continue
+                identity = owner[reference_id]
+                if identity not in best:  # results come sorted, so the first hit is the best
+                    best[identity] = float(score)
+            results.append(sorted(best.items(), key=lambda item: -item[1])[:top_k])
+        return results
+
+    def without_identity(self, identity_id: str) -> "Gallery":
+        """A new gallery version with every trace of one identity removed (right to be forgotten)."""
+        if identity_id not in self.identity_ids():
+            raise GalleryError(f"identity {identity_id!r} is not in gallery {self.version}")
+        keep = pc.not_equal(self.references.column("identity_id"), identity_id)
+        references = self.references.filter(keep).drop_columns(["reference_id"])
+        names = dict(zip(self.identity_ids(), self.identities.column("display_name").to_pylist()))
+        extra = {k: v for k, v in self.manifest.items() if k not in _BUILT_KEYS}
+        extra["derived_from"] = self.version
+        return Gallery.build(references, self.manifest["model_pack"], self.manifest["embedder_id"],
+                             target_fpir=self.manifest["calibration"]["target_fpir"], display_names=names,
+                             extra_manifest=extra)
+
+
+_BUILT_KEYS = {"format", "format_version", "gallery_version", "created_at", "model_pack", "embedder_id",
+               "embedding_dim", "index_kind", "identity_count", "reference_count", "match_threshold",
+               "calibration", "files", "derived_from"}

@@ -1,0 +1,51 @@
+"""python -m jobs.crawl --input URI --gallery URI --output URI [--model-pack P] [--aligned] [--job-id ID]
+
+Also: ray job submit --working-dir . -- python -m jobs.crawl ...
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+
+from vipwatch.cli import add_model_args, model_config, setup_logging
+from vipwatch.config import CrawlConfig, RayResources
+from vipwatch.pipeline import run_crawl
+from vipwatch.summary import summarise
+
+log = logging.getLogger("jobs.crawl")
+
+
+def parse_config(argv: list[str] | None = None) -> tuple[CrawlConfig, argparse.Namespace]:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--input", required=True, help="prefix (dir or s3://) or a manifest file of URIs")
+    parser.add_argument("--gallery", required=True, help="gallery root or version URI")
+    parser.add_argument("--output", required=True, help="Parquet dataset directory (dir or s3://)")
+    parser.add_argument("--job-id", default=None)
+    parser.add_argument("--batch-size", type=int, default=RayResources().batch_size)
+    parser.add_argument("--actors", type=int, default=RayResources().analyzer_actors)
+    parser.add_argument("--actor-cpus", type=float, default=RayResources().analyzer_num_cpus)
+    parser.add_argument("--actor-gpus", type=float, default=RayResources().analyzer_num_gpus)
+    parser.add_argument("--json-logs", action="store_true")
+    add_model_args(parser)
+    args = parser.parse_args(argv)
+    config = CrawlConfig(input=args.input, gallery=args.gallery, output=args.output, job_id=args.job_id,
+                         aligned=args.aligned, model=model_config(args),
+                         resources=RayResources(batch_size=args.batch_size, analyzer_actors=args.actors,
+                                                analyzer_num_cpus=args.actor_cpus,
+                                                analyzer_num_gpus=args.actor_gpus))
+    return config, args
+
+
+def main(argv: list[str] | None = None) -> dict:
+    config, args = parse_config(argv)
+    setup_logging(args.json_logs)
+    result = run_crawl(config)
+    log.info("Ray Data stats:\n%s", result.stats)
+    summary = {"job_id": result.job_id, **summarise(result.output, result.seconds, result.inputs, config.storage)}
+    print(json.dumps(summary))
+    return summary
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,169 @@
+"""ImageDecoder: raw bytes -> RGB pixels, on CPU, one row per image or per sampled video frame.
+
+Every input yields at least one row: anything unreadable becomes an ``error`` row whose
+``error`` says why, so counts in equal counts out.
+"""
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import tempfile
+import warnings
+from typing import Any, Iterator
+
+import cv2
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from vipwatch.config import DecodeConfig
+from vipwatch.schema import STATUS_ERROR, STATUS_OK, table_from_rows
+from vipwatch.storage import VIDEO_EXTENSIONS
+
+# We check declared size ourselves (max_decode_pixels) and give a reason instead of a warning.
+Image.MAX_IMAGE_PIXELS = None
+
+DECODED_SCHEMA = pa.schema([
+    ("image_uri", pa.string()), ("image_sha256", pa.string()), ("status", pa.string()), ("error", pa.string()),
+    ("media_type", pa.string()), ("frame_index", pa.int32()), ("timestamp_s", pa.float64()),
+    ("image_width", pa.int32()), ("image_height", pa.int32()), ("pixels", pa.large_binary()),
+    ("pixel_width", pa.int32()), ("pixel_height", pa.int32()),
+])
+
+
+
+class DecodeError(ValueError):
+    """An input that cannot be read as an image; the message is the row's ``error``."""
+
+
+def looks_like_video(uri: str, data: bytes) -> bool:
+    if os.path.splitext(uri)[1].lower() in VIDEO_EXTENSIONS:
+        return True
+    if data[4:8] == b"ftyp":  # ISO media: MP4/MOV, unless it is an AVIF/HEIC still image
+        return data[8:12] not in (b"avif", b"avis", b"heic", b"heix", b"mif1", b"msf1")
+    if data[:4] == b"\x1aE\xdf\xa3":  # Matroska / WebM
+        return True
+    return data[:4] == b"RIFF" and data[8:12] == b"AVI "
+
+
+def _to_rgb_array(image: Image.Image) -> np.ndarray:
+    if image.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
+        # 16-bit grey: PIL's convert('RGB') clips at 255; scale the range instead.
+        grey = np.asarray(image, dtype=np.float64)
+        top = 65535.0 if image.mode.startswith("I;16") else max(float(grey.max()), 1.0)
+        grey = np.clip(grey / top * 255.0, 0, 255).astype(np.uint8)
+        return np.repeat(grey[:, :, None], 3, axis=2)
+    if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
+        # Transparent pixels over white, as a browser shows them.
+        rgba = image.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return np.asarray(Image.alpha_composite(background, rgba).convert("RGB"))
+    return np.asarray(image.convert("RGB"))
+
+
+def decode_image(data: bytes, config: DecodeConfig) -> np.ndarray:
+    """Bytes -> RGB uint8 (EXIF orientation applied, first frame of an animation)."""
+    if not data:
+        raise DecodeError("empty file (0 bytes)")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            image = Image.open(io.BytesIO(data))
+            width, height = image.size
+            if width * height > config.max_decode_pixels:
+                raise DecodeError(f"image too large: declared {width}x{height} = {width * height} pixels "
+                                  f"> limit {config.max_decode_pixels} (possible decompression bomb)")
+            if width < 1 or height < 1:
+                raise DecodeError(f"image has no pixels: {width}x{height}")
+            image.seek(0)
+            image.load()
+            image = ImageOps.exif_transpose(image)
+            return _to_rgb_array(image)
+    except DecodeError:
+        raise
+    except UnidentifiedImageError:
+        head = data[:64].lstrip().lower()
+        kind = "HTML/text" if head.startswith((b"<", b"{")) or all(32 <= b < 127 or b in (9, 10, 13) for b in data[:64]) \
+            else "unknown binary"
+        raise DecodeError(f"not a decodable image ({kind} content, {len(data)} bytes)") from None
+    except (OSError, SyntaxError, ValueError, EOFError) as exc:
+        raise DecodeError(f"truncated or corrupt image data: {exc}") from None
+
+
+def decode_video_frames(data: bytes, config: DecodeConfig) -> Iterator[tuple[int, float, np.ndarray]]:
+    """(frame_index, timestamp_s, RGB) every ``video_frame_interval_s`` seconds."""
+    with tempfile.NamedTemporaryFile(suffix=".video") as handle:
+        handle.write(data)
+        handle.flush()
+        capture = cv2.VideoCapture(handle.name)
+        try:
+            if not capture.isOpened():
+                raise DecodeError(f"not a decodable video ({len(data)} bytes)")
+            fps = capture.get(cv2.CAP_PROP_FPS) or 25.0
+            step = max(1, int(round(fps * config.video_frame_interval_s)))
+            frame_index, emitted = 0, 0
+            while emitted < config.video_max_frames:
+                ok, frame = capture.read()
+                if not ok:
+                    break
+                if frame_index % step == 0:
+                    emitted += 1
+                    yield frame_index, frame_index / fps, cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
+                frame_index += 1
+            if emitted == 0:
+                raise DecodeError(f"video has no decodable frames ({len(data)} bytes)")
+        finally:
+            capture.release()
+
+
+class ImageDecoder:
+    """Batch of {path, bytes} -> batch of decoded rows (DECODED_COLUMNS). Stateless: runs as
+    Ray Data tasks, and directly in the Serve app."""
+
+    def __init__(self, config: DecodeConfig | None = None, uri_prefix: str = ""):
+        self.config = config or DecodeConfig()
+        # read_binary_files gives 'bucket/key' for S3: the prefix restores 's3://'.
+        self.uri_prefix = uri_prefix
+
+    def __call__(self, batch: pa.Table | pd.DataFrame) -> pa.Table:
+        paths, blobs = (batch["path"], batch["bytes"]) if isinstance(batch, pd.DataFrame) else \
+            (batch.column("path").to_pylist(), batch.column("bytes").to_pylist())
+        rows: list[dict[str, Any]] = []
+        for path, data in zip(paths, blobs):
+            rows.extend(self.decode_one(self.uri_prefix + str(path), bytes(data or b"")))
+        return table_from_rows(rows, DECODED_SCHEMA)
+
+    def decode_one(self, uri: str, data: bytes) -> list[dict[str, Any]]:
+        base = {"image_uri": uri, "image_sha256": hashlib.sha256(data).hexdigest(), "status": STATUS_OK,
+                "error": None, "media_type": "image", "frame_index": None, "timestamp_s": None,
+                "image_width": None, "image_height": None, "pixels": None, "pixel_width": None,
+                "pixel_height": None}
+        try:
+            if len(data) > self.config.max_bytes:
+                raise DecodeError(f"file too large: {len(data)} bytes > limit {self.config.max_bytes}")
+            if data and looks_like_video(uri, data):
+                base["media_type"] = "video"
+                return [self._frame_row(base, rgb, frame_index=index, timestamp_s=ts)
+                        for index, ts, rgb in decode_video_frames(data, self.config)]
+            return [self._frame_row(base, decode_image(data, self.config))]
+        except DecodeError as exc:
+            return [{**base, "status": STATUS_ERROR, "error": str(exc)}]
+        except Exception as exc:  # a decoder bug must not lose the input either
+            return [{**base, "status": STATUS_ERROR, "error": f"decode failed: {type(exc).__name__}: {exc}"}]
+
+    def _frame_row(self, base: dict, rgb: np.ndarray, **extra) -> dict[str, Any]:
+        height, width = rgb.shape[:2]
+        longest = max(height, width)
+        if longest > self.config.max_side:
+            factor = self.config.max_side / longest
+            rgb = cv2.resize(rgb, (max(1, round(width * factor)), max(1, round(height * factor))),
+                             interpolation=cv2.INTER_AREA)
+        rgb = np.ascontiguousarray(rgb, dtype=np.uint8)
+        return {**base, **extra, "image_width": width, "image_height": height, "pixels": rgb.tobytes(),
+                "pixel_width": rgb.shape[1], "pixel_height": rgb.shape[0]}
+
+
+def pixels_of(row: Any) -> np.ndarray:
+    return np.frombuffer(row["pixels"], dtype=np.uint8).reshape(int(row["pixel_height"]), int(row["pixel_width"]), 3)

@@ -1,0 +1,83 @@
+"""Shared fixtures: real data from ../shared, a real S3 server process, a real local Ray cluster,
+real model packs. Everything binds to 127.0.0.1."""
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+os.environ.setdefault("RAY_DATA_DISABLE_PROGRESS_BARS", "1")
+os.environ.setdefault("AWS_EC2_METADATA_DISABLED", "true")
+
+from vipwatch.config import SHARED_DIR, ModelPackConfig  # noqa: E402
+
+if not (SHARED_DIR / "data").is_dir():
+    raise RuntimeError(f"tests need ../shared beside the checkout (looked at {SHARED_DIR})")
+
+DATA = SHARED_DIR / "data"
+MODELS = SHARED_DIR / "models"
+PHOTOS = DATA / "photos"
+FACES_ALIGNED = DATA / "faces_aligned"
+ONNX_PACK = ModelPackConfig(pack=str(MODELS), detector_file="scrfd_500m_kps.onnx",
+                            embedder_file="mobilefacenet_128.onnx")
+DLIB_PACK = ModelPackConfig(pack="dlib")
+ENROLLED_PER_IDENTITY = 10
+
+
+@pytest.fixture(scope="session")
+def s3_server():
+    """A moto_server process on a free loopback port; the env points boto3/pyarrow at it."""
+    from vipwatch.s3server import LocalS3Server
+
+    server = LocalS3Server().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def ray_cluster(s3_server):
+    """One local Ray instance for the session (started after the S3 server so that workers
+    inherit its endpoint)."""
+    import ray
+
+    from vipwatch.ray_cluster import init_ray
+
+    init_ray(num_cpus=2, object_store_mb=1024)
+    yield ray
+    ray.shutdown()
+
+
+@pytest.fixture(scope="session")
+def onnx_analyzer():
+    from operators.face_analyzer import FaceAnalyzer
+
+    return FaceAnalyzer(ONNX_PACK)
+
+
+@pytest.fixture(scope="session")
+def enrol_root(tmp_path_factory) -> Path:
+    """faces_aligned with only the first ENROLLED_PER_IDENTITY crops of each identity (the rest
+    are probes)."""
+    root = tmp_path_factory.mktemp("enrol")
+    for identity_dir in sorted(FACES_ALIGNED.iterdir()):
+        target = root / identity_dir.name
+        target.mkdir()
+        for image in sorted(identity_dir.iterdir())[:ENROLLED_PER_IDENTITY]:
+            shutil.copy(image, target / image.name)
+    return root
+
+
+@pytest.fixture(scope="session")
+def onnx_gallery(enrol_root, onnx_analyzer, tmp_path_factory):
+    """ONNX-pack gallery of the 14 faces_aligned identities, saved locally. Returns its root URI."""
+    from index.builder import enroll
+
+    enrolment = enroll(str(enrol_root), ONNX_PACK, aligned=True, analyzer=onnx_analyzer)
+    root = tmp_path_factory.mktemp("gallery_onnx")
+    enrolment.gallery.save(str(root))
+    return str(root)

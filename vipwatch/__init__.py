@@ -1,0 +1,1 @@
+"""vipwatch core: typed config, storage access, output schema and the Ray Data crawl pipeline."""

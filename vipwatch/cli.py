@@ -1,0 +1,45 @@
+"""Shared command-line options, so every job spells model-pack and storage options the same way."""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+
+from vipwatch.config import ModelPackConfig
+
+
+def add_model_args(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("model pack")
+    group.add_argument("--model-pack", default="dlib",
+                       help="dlib | dlib:cnn | an insightface-format ONNX directory or s3:// prefix")
+    group.add_argument("--detector", default="auto", choices=["auto", "scrfd", "yunet"])
+    group.add_argument("--detector-file", default=None, help="ONNX file name inside the pack directory")
+    group.add_argument("--embedder-file", default=None, help="ONNX file name inside the pack directory")
+    group.add_argument("--det-size", type=int, default=640)
+    group.add_argument("--det-threshold", type=float, default=0.5)
+    group.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    group.add_argument("--aligned", action="store_true",
+                       help="inputs are already 112x112 ArcFace-aligned crops: detection is skipped")
+
+
+def model_config(args: argparse.Namespace) -> ModelPackConfig:
+    return ModelPackConfig(pack=args.model_pack, detector=args.detector, detector_file=args.detector_file,
+                           embedder_file=args.embedder_file, det_size=args.det_size,
+                           det_threshold=args.det_threshold, device=args.device)
+
+
+class JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        return json.dumps({"time": self.formatTime(record), "level": record.levelname, "logger": record.name,
+                           "message": record.getMessage()})
+
+
+def setup_logging(json_logs: bool = False) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    if json_logs or os.environ.get("VIPWATCH_JSON_LOGS") == "1":
+        handler.setFormatter(JsonFormatter())
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=logging.INFO, handlers=[handler], force=True)

@@ -1,0 +1,89 @@
+"""All tunable settings in one typed place.
+
+Each job builds one of these models from its command line; the same models are
+used by the Serve app and by tests, so a default changes in one place only.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal, Optional
+
+from pydantic import BaseModel, Field
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+# ../shared beside the checkout holds the real images and weights (never copied into the repo).
+SHARED_DIR = Path(os.environ.get("VIPWATCH_SHARED", REPO_ROOT.parent / "shared")).resolve()
+
+
+class StorageConfig(BaseModel):
+    """Where s3:// URIs go. Empty endpoint means real AWS; tests point it at a local server."""
+
+    endpoint_url: Optional[str] = Field(
+        default_factory=lambda: os.environ.get("VIPWATCH_S3_ENDPOINT") or os.environ.get("AWS_ENDPOINT_URL")
+    )
+    region: str = Field(default_factory=lambda: os.environ.get("AWS_DEFAULT_REGION", "us-east-1"))
+    retry_attempts: int = 8
+
+
+class ModelPackConfig(BaseModel):
+    """A model pack = detector + 5-point landmarks + alignment + embedder.
+
+    ``pack`` is ``dlib`` / ``dlib:cnn`` (weights from the face-recognition-models wheel) or a
+    directory / s3:// prefix holding an insightface-format ONNX pack.
+    """
+
+    pack: str = "dlib"
+    detector: Literal["auto", "scrfd", "yunet"] = "auto"
+    # Pick files inside an ONNX pack directory that holds several detectors / embedders.
+    detector_file: Optional[str] = None
+    embedder_file: Optional[str] = None
+    det_size: int = 640
+    det_threshold: float = 0.5
+    min_face_px: int = 20
+    # dlib HOG: upsampling finds smaller faces at ~3x the cost.
+    dlib_upsample: int = 1
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+
+
+class DecodeConfig(BaseModel):
+    # Declared pixel count above which an image is refused unread (decompression bombs).
+    max_decode_pixels: int = 80_000_000
+    # Images are downscaled so that the long side is at most this; boxes are mapped back.
+    max_side: int = 2048
+    max_bytes: int = 200 * 1024 * 1024
+    video_frame_interval_s: float = 1.0
+    video_max_frames: int = 32
+
+
+class MatchConfig(BaseModel):
+    top_k: int = 5
+    # Used only when the gallery manifest carries no calibrated threshold.
+    fallback_threshold: float = 0.5
+
+
+class RayResources(BaseModel):
+    """Actor pool sizing. Fractional CPUs keep read/decode tasks schedulable on small nodes."""
+
+    batch_size: int = 16
+    analyzer_actors: int = 1
+    analyzer_num_cpus: float = 1.0
+    analyzer_num_gpus: float = 0.0
+    matcher_num_cpus: float = 0.25
+    # Tasks: read, decode and write must fit beside the actors, or the job hangs.
+    read_num_cpus: float = 0.25
+    decode_num_cpus: float = 0.25
+    write_num_cpus: float = 0.25
+
+
+class CrawlConfig(BaseModel):
+    input: str
+    gallery: str
+    output: str
+    job_id: Optional[str] = None
+    aligned: bool = False
+    model: ModelPackConfig = ModelPackConfig()
+    decode: DecodeConfig = DecodeConfig()
+    match: MatchConfig = MatchConfig()
+    resources: RayResources = RayResources()
+    storage: StorageConfig = StorageConfig()

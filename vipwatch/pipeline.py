@@ -1,0 +1,117 @@
+"""The crawl as a Ray Data pipeline:
+
+    read_binary_files (object storage) -> ImageDecoder (CPU tasks)
+      -> FaceAnalyzer (actor pool; GPU when present) -> GalleryMatcher (actor pool)
+      -> [ForgeryScorer] -> write_parquet
+
+Streaming: blocks flow through every stage at once, so memory stays bounded by the
+in-flight blocks, not by the input size.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Callable, Optional
+
+import pyarrow.fs as pafs
+
+from vipwatch import storage
+from vipwatch.config import CrawlConfig
+from vipwatch.schema import to_output
+
+log = logging.getLogger(__name__)
+MANIFEST_EXTENSIONS = (".txt", ".lst", ".csv", ".manifest")
+
+
+def default_job_id() -> str:
+    return f"crawl-{datetime.now(timezone.utc):%Y%m%dT%H%M%SZ}"
+
+
+def list_inputs(input_uri: str, storage_config=None) -> list[str]:
+    """A prefix (every file below it, hidden and '_' marker files aside) or a manifest file
+    with one URI per line (lines starting with '#' ignored)."""
+    if input_uri.lower().endswith(MANIFEST_EXTENSIONS) and storage.exists(input_uri, storage_config):
+        text = storage.read_bytes(input_uri, storage_config).decode("utf-8")
+        uris = [line.strip().split(",")[0] for line in text.splitlines()]
+        return [storage.normalise(u) for u in uris if u and not u.startswith("#") and u != "uri"]
+    files = storage.list_files(input_uri, storage=storage_config)
+    return [u for u in files if not u.rsplit("/", 1)[-1].startswith((".", "_"))]
+
+
+@dataclass
+class CrawlResult:
+    job_id: str
+    output: str
+    inputs: int
+    seconds: float
+    stats: str
+
+
+def pool_sizes(config: CrawlConfig, cluster_cpus: float) -> dict:
+    """Actor pool sizing from the cluster's resources: never reserve every CPU, or the read and
+    decode tasks starve and the job hangs."""
+    res = config.resources
+    tasks = res.read_num_cpus + res.decode_num_cpus + res.write_num_cpus
+    free_for_analyzers = cluster_cpus - res.matcher_num_cpus - tasks
+    actors = max(1, res.analyzer_actors)
+    analyzer_cpus = max(0.25, min(res.analyzer_num_cpus, free_for_analyzers / actors))
+    return {"analyzer_actors": actors, "analyzer_num_cpus": analyzer_cpus}
+
+
+def build_dataset(config: CrawlConfig, uris: list[str], extra_stages: Optional[list[Callable]] = None):
+    import ray
+
+    from operators.decode import ImageDecoder
+    from operators.face_analyzer import FaceAnalyzer
+    from operators.matcher import GalleryMatcher
+    from vipwatch.ray_cluster import cluster_cpus
+
+    if not uris:
+        raise ValueError(f"no input files at {config.input}")
+    schemes = {storage.is_s3(u) for u in uris}
+    if len(schemes) != 1:
+        raise ValueError("inputs mix s3:// and local paths; crawl them as separate jobs")
+    filesystem, _ = storage.resolve(uris[0], config.storage)
+    paths = [storage.resolve(u, config.storage)[1] for u in uris]
+    uri_prefix = "s3://" if isinstance(filesystem, pafs.S3FileSystem) else ""
+    sizes = pool_sizes(config, cluster_cpus())
+    res = config.resources
+
+    dataset = ray.data.read_binary_files(paths, filesystem=filesystem, include_paths=True,
+                                         ignore_missing_paths=False,
+                                         ray_remote_args={"num_cpus": res.read_num_cpus})
+    dataset = dataset.map_batches(ImageDecoder(config.decode, uri_prefix), batch_format="pyarrow",
+                                  batch_size=8, num_cpus=res.decode_num_cpus)
+    dataset = dataset.map_batches(
+        FaceAnalyzer, batch_format="pyarrow", batch_size=res.batch_size,
+        fn_constructor_kwargs={"model": config.model, "aligned": config.aligned, "job_id": config.job_id,
+                               "storage": config.storage, "threads": max(1, int(sizes["analyzer_num_cpus"]))},
+        compute=ray.data.ActorPoolStrategy(size=sizes["analyzer_actors"]),
+        num_cpus=sizes["analyzer_num_cpus"], num_gpus=res.analyzer_num_gpus)
+    dataset = dataset.map_batches(
+        GalleryMatcher, batch_format="pyarrow", batch_size=256,
+        fn_constructor_kwargs={"gallery_uri": config.gallery, "match": config.match, "storage": config.storage},
+        compute=ray.data.ActorPoolStrategy(size=1), num_cpus=res.matcher_num_cpus)
+    for stage in extra_stages or []:
+        dataset = stage(dataset)
+    return dataset.map_batches(to_output, batch_format="pyarrow", batch_size=None, num_cpus=res.write_num_cpus)
+
+
+def run_crawl(config: CrawlConfig, extra_stages: Optional[list[Callable]] = None) -> CrawlResult:
+    from index.gallery import Gallery
+    from vipwatch.ray_cluster import init_ray
+
+    config.job_id = config.job_id or default_job_id()
+    # Refuse a missing / corrupt gallery before any work starts.
+    Gallery.load(config.gallery, config.storage)
+    uris = list_inputs(config.input, config.storage)
+    init_ray()
+    started = time.perf_counter()
+    dataset = build_dataset(config, uris, extra_stages)
+    out_fs, out_path = storage.resolve(config.output, config.storage)
+    dataset.write_parquet(out_path, filesystem=out_fs, ray_remote_args={"num_cpus": config.resources.write_num_cpus})
+    seconds = time.perf_counter() - started
+    return CrawlResult(job_id=config.job_id, output=config.output, inputs=len(uris), seconds=seconds,
+                       stats=dataset.stats())

@@ -1,0 +1,47 @@
+"""Connect to the Ray cluster a job was submitted to, or start a local one bound to 127.0.0.1."""
+from __future__ import annotations
+
+import logging
+import os
+
+log = logging.getLogger(__name__)
+
+# Read when ray is first imported: a local node then advertises 127.0.0.1, not the machine's address.
+for _key, _value in {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_USAGE_STATS_ENABLED": "0"}.items():
+    os.environ.setdefault(_key, _value)
+
+# Variables the workers need to reach the same object storage as the driver.
+FORWARDED_ENV = ("VIPWATCH_S3_ENDPOINT", "AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY",
+                 "AWS_DEFAULT_REGION", "AWS_EC2_METADATA_DISABLED", "VIPWATCH_SHARED", "VIPWATCH_CACHE")
+
+
+def runtime_env() -> dict:
+    return {"env_vars": {key: os.environ[key] for key in FORWARDED_ENV if key in os.environ}}
+
+
+def init_ray(num_cpus: int | None = None, object_store_mb: int | None = None) -> None:
+    import ray
+
+    if ray.is_initialized():
+        return
+    if os.environ.get("RAY_ADDRESS"):
+        # Inside `ray job submit`, or pointed at a cluster: join it.
+        ray.init(address=os.environ["RAY_ADDRESS"], runtime_env=runtime_env(), log_to_driver=True)
+        return
+    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    object_store = (object_store_mb or int(os.environ.get("VIPWATCH_OBJECT_STORE_MB", "2048"))) * 1024 * 1024
+    ray.init(num_cpus=num_cpus, object_store_memory=object_store, include_dashboard=False,
+             _node_ip_address="127.0.0.1", runtime_env=runtime_env(), log_to_driver=True)
+    log.info("local Ray started: %s", ray.cluster_resources())
+
+
+def cluster_cpus() -> float:
+    import ray
+
+    return float(ray.cluster_resources().get("CPU", 1))
+
+
+def cluster_gpus() -> float:
+    import ray
+
+    return float(ray.cluster_resources().get("GPU", 0))

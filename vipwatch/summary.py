@@ -1,0 +1,34 @@
+"""Reading a crawl's Parquet output back: the end-of-job summary."""
+from __future__ import annotations
+
+from collections import Counter
+
+import pyarrow.dataset as pads
+
+from vipwatch import storage
+
+
+def read_results(output_uri: str, columns: list[str] | None = None, storage_config=None):
+    filesystem, path = storage.resolve(output_uri, storage_config)
+    return pads.dataset(path, filesystem=filesystem, format="parquet").to_table(columns=columns)
+
+
+def summarise(output_uri: str, seconds: float, inputs: int, storage_config=None) -> dict:
+    table = read_results(output_uri, ["image_uri", "status", "identity_id", "verdict", "error"], storage_config)
+    rows = table.to_pylist()
+    images = {r["image_uri"] for r in rows}
+    faces = [r for r in rows if r["status"] == "ok"]
+    identified = Counter(r["identity_id"] for r in faces if r["identity_id"])
+    errors = Counter((r["error"] or "").split(":")[0] for r in rows if r["status"] == "error")
+    return {
+        "inputs": inputs, "images_in_output": len(images),
+        "images_with_faces": len({r["image_uri"] for r in faces}),
+        "no_face_images": sum(r["status"] == "no_face" for r in rows),
+        "error_images": len({r["image_uri"] for r in rows if r["status"] == "error"}),
+        "faces": len(faces), "identified_faces": sum(identified.values()),
+        "identified_per_identity": dict(sorted(identified.items())),
+        "suspected_forgeries": sum(r["verdict"] == "suspected_forgery" for r in faces),
+        "errors_by_reason": dict(errors), "seconds": round(seconds, 2),
+        "images_per_s": round(inputs / seconds, 2) if seconds else None,
+        "output": output_uri,
+    }
