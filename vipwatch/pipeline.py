@@ -13,7 +13,6 @@ import logging
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Callable, Optional
 
 import pyarrow.fs as pafs
 
@@ -60,12 +59,44 @@ def pool_sizes(config: CrawlConfig, cluster_cpus: float) -> dict:
     return {"analyzer_actors": actors, "analyzer_num_cpus": analyzer_cpus}
 
 
-def build_dataset(config: CrawlConfig, uris: list[str], extra_stages: Optional[list[Callable]] = None):
+@dataclass
+class Stage:
+    """One operator of the face chain: the class, how to construct it, and what it needs.
+    The crawl runs each as an actor pool; the Serve app builds the same objects."""
+
+    name: str
+    operator: type
+    kwargs: dict
+    batch_size: int
+    num_cpus: float
+    num_gpus: float = 0.0
+    actors: int = 1
+
+
+def face_stages(config: CrawlConfig, cluster_cpus: float = 2.0) -> list[Stage]:
+    """Decoded images -> scored face rows. Stages after FaceAnalyzer take and return WORK_SCHEMA
+    tables, so a stage is added by appending it here (the forgery scorer is one)."""
+    from operators.face_analyzer import FaceAnalyzer
+    from operators.matcher import GalleryMatcher
+
+    res = config.resources
+    sizes = pool_sizes(config, cluster_cpus)
+    return [
+        Stage("analyze", FaceAnalyzer,
+              {"model": config.model, "aligned": config.aligned, "job_id": config.job_id,
+               "storage": config.storage, "threads": max(1, int(sizes["analyzer_num_cpus"]))},
+              batch_size=res.batch_size, num_cpus=sizes["analyzer_num_cpus"], num_gpus=res.analyzer_num_gpus,
+              actors=sizes["analyzer_actors"]),
+        Stage("match", GalleryMatcher,
+              {"gallery_uri": config.gallery, "match": config.match, "storage": config.storage},
+              batch_size=256, num_cpus=res.matcher_num_cpus),
+    ]
+
+
+def build_dataset(config: CrawlConfig, uris: list[str]):
     import ray
 
     from operators.decode import ImageDecoder
-    from operators.face_analyzer import FaceAnalyzer
-    from operators.matcher import GalleryMatcher
     from vipwatch.ray_cluster import cluster_cpus
 
     if not uris:
@@ -76,7 +107,6 @@ def build_dataset(config: CrawlConfig, uris: list[str], extra_stages: Optional[l
     filesystem, _ = storage.resolve(uris[0], config.storage)
     paths = [storage.resolve(u, config.storage)[1] for u in uris]
     uri_prefix = "s3://" if isinstance(filesystem, pafs.S3FileSystem) else ""
-    sizes = pool_sizes(config, cluster_cpus())
     res = config.resources
 
     dataset = ray.data.read_binary_files(paths, filesystem=filesystem, include_paths=True,
@@ -84,22 +114,15 @@ def build_dataset(config: CrawlConfig, uris: list[str], extra_stages: Optional[l
                                          ray_remote_args={"num_cpus": res.read_num_cpus})
     dataset = dataset.map_batches(ImageDecoder(config.decode, uri_prefix), batch_format="pyarrow",
                                   batch_size=8, num_cpus=res.decode_num_cpus)
-    dataset = dataset.map_batches(
-        FaceAnalyzer, batch_format="pyarrow", batch_size=res.batch_size,
-        fn_constructor_kwargs={"model": config.model, "aligned": config.aligned, "job_id": config.job_id,
-                               "storage": config.storage, "threads": max(1, int(sizes["analyzer_num_cpus"]))},
-        compute=ray.data.ActorPoolStrategy(size=sizes["analyzer_actors"]),
-        num_cpus=sizes["analyzer_num_cpus"], num_gpus=res.analyzer_num_gpus)
-    dataset = dataset.map_batches(
-        GalleryMatcher, batch_format="pyarrow", batch_size=256,
-        fn_constructor_kwargs={"gallery_uri": config.gallery, "match": config.match, "storage": config.storage},
-        compute=ray.data.ActorPoolStrategy(size=1), num_cpus=res.matcher_num_cpus)
-    for stage in extra_stages or []:
-        dataset = stage(dataset)
+    for stage in face_stages(config, cluster_cpus()):
+        dataset = dataset.map_batches(stage.operator, batch_format="pyarrow", batch_size=stage.batch_size,
+                                      fn_constructor_kwargs=stage.kwargs,
+                                      compute=ray.data.ActorPoolStrategy(size=stage.actors),
+                                      num_cpus=stage.num_cpus, num_gpus=stage.num_gpus)
     return dataset.map_batches(to_output, batch_format="pyarrow", batch_size=None, num_cpus=res.write_num_cpus)
 
 
-def run_crawl(config: CrawlConfig, extra_stages: Optional[list[Callable]] = None) -> CrawlResult:
+def run_crawl(config: CrawlConfig) -> CrawlResult:
     from index.gallery import Gallery
     from vipwatch.ray_cluster import init_ray
 
@@ -109,7 +132,7 @@ def run_crawl(config: CrawlConfig, extra_stages: Optional[list[Callable]] = None
     uris = list_inputs(config.input, config.storage)
     init_ray()
     started = time.perf_counter()
-    dataset = build_dataset(config, uris, extra_stages)
+    dataset = build_dataset(config, uris)
     out_fs, out_path = storage.resolve(config.output, config.storage)
     dataset.write_parquet(out_path, filesystem=out_fs, ray_remote_args={"num_cpus": config.resources.write_num_cpus})
     seconds = time.perf_counter() - started

@@ -1,0 +1,1 @@
+"""Forgery signals: identity-agnostic artefact detectors and the identity-aware signal."""
