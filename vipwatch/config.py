@@ -82,8 +82,8 @@ class CrawlConfig(BaseModel):
     output: str
     job_id: Optional[str] = None
     aligned: bool = False
-    model: ModelPackConfig = ModelPackConfig()
-    decode: DecodeConfig = DecodeConfig()
-    match: MatchConfig = MatchConfig()
-    resources: RayResources = RayResources()
-    storage: StorageConfig = StorageConfig()
+    model: ModelPackConfig = Field(default_factory=ModelPackConfig)
+    decode: DecodeConfig = Field(default_factory=DecodeConfig)
+    match: MatchConfig = Field(default_factory=MatchConfig)
+    resources: RayResources = Field(default_factory=RayResources)
+    storage: StorageConfig = Field(default_factory=StorageConfig)
