@@ -89,7 +89,7 @@ def main(argv: list[str] | None = None) -> dict:
 
         keep = Path(args.keep)
         shutil.rmtree(keep, ignore_errors=True)
-        keep.mkdir(parents=True)
+        (keep / "results").mkdir(parents=True)
         fs, path = storage.resolve(result.output)
         pafs.copy_files(path, str(keep / "results"), source_filesystem=fs,
                         destination_filesystem=pafs.LocalFileSystem())

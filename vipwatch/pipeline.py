@@ -84,7 +84,7 @@ def face_stages(config: CrawlConfig, cluster_cpus: float = 2.0) -> list[Stage]:
     return [
         Stage("analyze", FaceAnalyzer,
               {"model": config.model, "aligned": config.aligned, "job_id": config.job_id,
-               "storage": config.storage, "threads": max(1, int(sizes["analyzer_num_cpus"]))},
+               "storage": config.storage, "threads": res.analyzer_threads or max(1, int(sizes["analyzer_num_cpus"]))},
               batch_size=res.batch_size, num_cpus=sizes["analyzer_num_cpus"], num_gpus=res.analyzer_num_gpus,
               actors=sizes["analyzer_actors"]),
         Stage("match", GalleryMatcher,
@@ -111,7 +111,7 @@ def build_dataset(config: CrawlConfig, uris: list[str]):
 
     dataset = ray.data.read_binary_files(paths, filesystem=filesystem, include_paths=True,
                                          ignore_missing_paths=False,
-                                         ray_remote_args={"num_cpus": res.read_num_cpus})
+                                         num_cpus=res.read_num_cpus)
     dataset = dataset.map_batches(ImageDecoder(config.decode, uri_prefix), batch_format="pyarrow",
                                   batch_size=8, num_cpus=res.decode_num_cpus)
     for stage in face_stages(config, cluster_cpus()):
