@@ -38,20 +38,48 @@ class DecodeError(ValueError):
     """An input that cannot be read as an image; the message is the row's ``error``."""
 
 
+HEIF_BRANDS = (b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"mif1", b"msf1")
+AVIF_BRANDS = (b"avif", b"avis")
+
+
+def sniff_image_format(data: bytes) -> str | None:
+    """The still-image format the bytes start with, whatever the file is called."""
+    if data[:3] == b"\xff\xd8\xff":
+        return "jpeg"
+    if data[:8] == b"\x89PNG\r\n\x1a\n":
+        return "png"
+    if data[:6] in (b"GIF87a", b"GIF89a"):
+        return "gif"
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "webp"
+    if data[:2] == b"BM":
+        return "bmp"
+    if data[:4] in (b"II*\x00", b"MM\x00*"):
+        return "tiff"
+    if data[4:8] == b"ftyp" and data[8:12] in AVIF_BRANDS:
+        return "avif"
+    if data[4:8] == b"ftyp" and data[8:12] in HEIF_BRANDS:
+        return "heif"
+    return None
+
+
 def looks_like_video(uri: str, data: bytes) -> bool:
-    if os.path.splitext(uri)[1].lower() in VIDEO_EXTENSIONS:
+    # Content decides before the extension: a JPEG named .mp4 is still a JPEG.
+    if sniff_image_format(data):
+        return False
+    if data[4:8] == b"ftyp":  # ISO media that is not an AVIF/HEIF still: MP4/MOV
         return True
-    if data[4:8] == b"ftyp":  # ISO media: MP4/MOV, unless it is an AVIF/HEIC still image
-        return data[8:12] not in (b"avif", b"avis", b"heic", b"heix", b"mif1", b"msf1")
     if data[:4] == b"\x1aE\xdf\xa3":  # Matroska / WebM
         return True
-    return data[:4] == b"RIFF" and data[8:12] == b"AVI "
+    if data[:4] == b"RIFF" and data[8:12] == b"AVI ":
+        return True
+    return os.path.splitext(uri)[1].lower() in VIDEO_EXTENSIONS
 
 
 def _to_rgb_array(image: Image.Image) -> np.ndarray:
-    if image.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
-        # 16-bit grey: PIL's convert('RGB') clips at 255; scale the range instead.
-        grey = np.asarray(image, dtype=np.float64)
+    if image.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
+        # 16-bit / 32-bit / float grey: PIL's convert('RGB') clips at 255; scale the range instead.
+        grey = np.nan_to_num(np.asarray(image, dtype=np.float64))
         top = 65535.0 if image.mode.startswith("I;16") else max(float(grey.max()), 1.0)
         grey = np.clip(grey / top * 255.0, 0, 255).astype(np.uint8)
         return np.repeat(grey[:, :, None], 3, axis=2)
@@ -77,19 +105,38 @@ def decode_image(data: bytes, config: DecodeConfig) -> np.ndarray:
                                   f"> limit {config.max_decode_pixels} (possible decompression bomb)")
             if width < 1 or height < 1:
                 raise DecodeError(f"image has no pixels: {width}x{height}")
-            image.seek(0)
+            image.seek(0)  # first frame of an animation
             image.load()
-            image = ImageOps.exif_transpose(image)
-            return _to_rgb_array(image)
+            return _to_rgb_array(_apply_orientation(image))
     except DecodeError:
         raise
     except UnidentifiedImageError:
-        head = data[:64].lstrip().lower()
-        kind = "HTML/text" if head.startswith((b"<", b"{")) or all(32 <= b < 127 or b in (9, 10, 13) for b in data[:64]) \
-            else "unknown binary"
-        raise DecodeError(f"not a decodable image ({kind} content, {len(data)} bytes)") from None
+        raise DecodeError(_unidentified_reason(data)) from None
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
         raise DecodeError(f"truncated or corrupt image data: {exc}") from None
+
+
+def _apply_orientation(image: Image.Image) -> Image.Image:
+    """EXIF Orientation applied, so faces stand upright for the detector. Broken EXIF is not a
+    reason to lose readable pixels: the image is then used as stored."""
+    try:
+        return ImageOps.exif_transpose(image)
+    except Exception:
+        return image
+
+
+def _unidentified_reason(data: bytes) -> str:
+    # Stable text before the colon: summaries group errors by it.
+    fmt = sniff_image_format(data)
+    if fmt == "heif":
+        return ("unsupported image format: HEIC/HEIF, and no HEIF decoder is installed "
+                f"(pillow-heif) ({len(data)} bytes)")
+    if fmt:
+        return f"truncated or corrupt image data: {fmt.upper()} signature but unreadable ({len(data)} bytes)"
+    head = data[:256].lstrip().lower()
+    texty = all(32 <= b < 127 or b in (9, 10, 13) for b in data[:256])
+    kind = "HTML/text" if head.startswith((b"<", b"{")) or texty else "unknown binary"
+    return f"not a decodable image: {kind} content ({len(data)} bytes)"
 
 
 def decode_video_frames(data: bytes, config: DecodeConfig) -> Iterator[tuple[int, float, np.ndarray]]:
@@ -100,7 +147,8 @@ def decode_video_frames(data: bytes, config: DecodeConfig) -> Iterator[tuple[int
         capture = cv2.VideoCapture(handle.name)
         try:
             if not capture.isOpened():
-                raise DecodeError(f"not a decodable video ({len(data)} bytes)")
+                raise DecodeError(f"not a decodable video: FFmpeg/OpenCV cannot open it, corrupt or unsupported "
+                                  f"container ({len(data)} bytes)")
             fps = capture.get(cv2.CAP_PROP_FPS) or 25.0
             step = max(1, int(round(fps * config.video_frame_interval_s)))
             frame_index, emitted = 0, 0
@@ -113,7 +161,7 @@ def decode_video_frames(data: bytes, config: DecodeConfig) -> Iterator[tuple[int
                     yield frame_index, frame_index / fps, cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
                 frame_index += 1
             if emitted == 0:
-                raise DecodeError(f"video has no decodable frames ({len(data)} bytes)")
+                raise DecodeError(f"not a decodable video: no frame could be decoded ({len(data)} bytes)")
         finally:
             capture.release()
 
