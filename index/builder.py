@@ -17,6 +17,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from index import forgery_reference
 from index.gallery import Gallery, GalleryError, embeddings_of
 from operators.decode import ImageDecoder
 from operators.face_analyzer import FaceAnalyzer
@@ -104,6 +105,8 @@ def enroll(root: str, model: ModelPackConfig, aligned: bool = False, target_fpir
     for item in rejected:
         log.warning("reference skipped: %s (%s): %s", item["image_uri"], item["identity_id"], item["reason"])
     faces = rows.take(keep)
+    aligned_faces = [np.frombuffer(face, np.uint8).reshape(112, 112, 3)
+                     for face in faces.column("aligned_face").to_pylist()]
     references = pa.table({
         "identity_id": [identity_of[u] for u in faces.column("image_uri").to_pylist()],
         "image_uri": faces.column("image_uri"),
@@ -111,6 +114,8 @@ def enroll(root: str, model: ModelPackConfig, aligned: bool = False, target_fpir
         "embedding": faces.column("embedding"),
         # JPEG keeps the artefact small; the report shows these beside alerts.
         "aligned_face_jpeg": [encode_jpeg(face) for face in faces.column("aligned_face").to_pylist()],
+        # The identity-aware forgery signal compares probes' inner face / outer ring with these.
+        **forgery_reference.reference_columns(analyzer.pack, aligned_faces),
     })
     impostor_embeddings = None
     if impostors:
@@ -122,5 +127,6 @@ def enroll(root: str, model: ModelPackConfig, aligned: bool = False, target_fpir
                             impostor_embeddings=impostor_embeddings,
                             display_names=read_display_names(root, storage_config),
                             extra_manifest={"source": root, "aligned_input": aligned,
-                                            "rejected_references": len(rejected)})
+                                            "rejected_references": len(rejected),
+                                            **forgery_reference.manifest_entry(analyzer.pack)})
     return Enrolment(gallery=gallery, rejected=rejected)

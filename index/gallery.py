@@ -22,7 +22,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from index import calibration, faiss_index
+from index import calibration, faiss_index, forgery_reference
 from vipwatch import storage
 from vipwatch.config import StorageConfig
 
@@ -104,6 +104,8 @@ class Gallery:
         references = references.add_column(0, "reference_id", pa.array(reference_ids))
 
         stats = identity_statistics(embeddings, identity_ids)
+        # Forgery reference statistics derive from the references, so any rebuild refreshes them.
+        stats.update(forgery_reference.identity_statistics(references, identity_ids))
         names = display_names or {}
         stats["display_name"] = [names.get(i, i) for i in stats["identity_id"]]
         identities = pa.table(stats)

@@ -76,6 +76,25 @@ class RayResources(BaseModel):
     write_num_cpus: float = 0.25
 
 
+class ForgeryConfig(BaseModel):
+    """Forgery scoring: artefact detectors (any number; operators/forgery/base.py contract), the
+    identity-aware signal, and the fusion artefact written by jobs.calibrate."""
+
+    enabled: bool = True
+    # "<kind>:<uri>" per detector, kind in {mesonet, sbi}; MesoNet weights ship in ../shared.
+    detectors: list[str] = Field(default_factory=lambda: [f"mesonet:{SHARED_DIR / 'models' / 'mesonet' / 'Meso4_DF.h5'}"])
+    # A jobs.calibrate artefact (JSON). None: uncalibrated fallback, marked so in forgery_model.
+    fusion_model: Optional[str] = None
+    # A face below the match threshold still gets the identity check against its top candidate
+    # when that candidate scores above the gallery's impostor quantile at this rate: swaps of X
+    # often match X only weakly.
+    weak_match_fpir: float = 0.10
+    use_identity_signal: bool = True
+    batch_size: int = 64
+    num_cpus: float = 0.25
+    num_gpus: float = 0.0
+
+
 class CrawlConfig(BaseModel):
     input: str
     gallery: str
@@ -87,3 +106,4 @@ class CrawlConfig(BaseModel):
     match: MatchConfig = Field(default_factory=MatchConfig)
     resources: RayResources = Field(default_factory=RayResources)
     storage: StorageConfig = Field(default_factory=StorageConfig)
+    forgery: ForgeryConfig = Field(default_factory=ForgeryConfig)

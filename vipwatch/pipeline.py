@@ -53,7 +53,8 @@ def pool_sizes(config: CrawlConfig, cluster_cpus: float) -> dict:
     decode tasks starve and the job hangs."""
     res = config.resources
     tasks = res.read_num_cpus + res.decode_num_cpus + res.write_num_cpus
-    free_for_analyzers = cluster_cpus - res.matcher_num_cpus - tasks
+    forgery_cpus = config.forgery.num_cpus if config.forgery.enabled else 0.0
+    free_for_analyzers = cluster_cpus - res.matcher_num_cpus - forgery_cpus - tasks
     actors = max(1, res.analyzer_actors)
     analyzer_cpus = max(0.25, min(res.analyzer_num_cpus, free_for_analyzers / actors))
     return {"analyzer_actors": actors, "analyzer_num_cpus": analyzer_cpus}
@@ -77,6 +78,7 @@ def face_stages(config: CrawlConfig, cluster_cpus: float = 2.0) -> list[Stage]:
     """Decoded images -> scored face rows. Stages after FaceAnalyzer take and return WORK_SCHEMA
     tables, so a stage is added by appending it here (the forgery scorer is one)."""
     from operators.face_analyzer import FaceAnalyzer
+    from operators.forgery_scorer import ForgeryScorer
     from operators.matcher import GalleryMatcher
 
     res = config.resources
@@ -90,7 +92,11 @@ def face_stages(config: CrawlConfig, cluster_cpus: float = 2.0) -> list[Stage]:
         Stage("match", GalleryMatcher,
               {"gallery_uri": config.gallery, "match": config.match, "storage": config.storage},
               batch_size=256, num_cpus=res.matcher_num_cpus),
-    ]
+    ] + ([Stage("forgery", ForgeryScorer,
+                {"gallery_uri": config.gallery, "forgery": config.forgery, "model": config.model,
+                 "storage": config.storage},
+                batch_size=config.forgery.batch_size, num_cpus=config.forgery.num_cpus,
+                num_gpus=config.forgery.num_gpus)] if config.forgery.enabled else [])
 
 
 def build_dataset(config: CrawlConfig, uris: list[str]):
