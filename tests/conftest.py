@@ -76,8 +76,12 @@ def enrol_root(tmp_path_factory) -> Path:
 def onnx_gallery(enrol_root, onnx_analyzer, tmp_path_factory):
     """ONNX-pack gallery of the 14 faces_aligned identities, saved locally. Returns its root URI."""
     from index.builder import enroll
+    from operators.face_analyzer import FaceAnalyzer
 
-    enrolment = enroll(str(enrol_root), ONNX_PACK, aligned=True, analyzer=onnx_analyzer)
+    # The references are aligned crops: an analyzer built for whole photos would try to detect
+    # faces in them and reject most. Same loaded pack, aligned mode.
+    aligned_analyzer = FaceAnalyzer(ONNX_PACK, aligned=True, pack=onnx_analyzer.pack)
+    enrolment = enroll(str(enrol_root), ONNX_PACK, aligned=True, analyzer=aligned_analyzer)
     root = tmp_path_factory.mktemp("gallery_onnx")
     enrolment.gallery.save(str(root))
     return str(root)
