@@ -34,12 +34,13 @@ class ForgeryScorer:
                  gallery: Optional[Gallery] = None, pack=None, detectors: Optional[list] = None,
                  fusion: Optional[FusionModel] = None):
         self.config = forgery or ForgeryConfig()
-        self.gallery = gallery or Gallery.load(gallery_uri, storage)
+        # No gallery: artefact signals only (jobs.evaluate without --gallery).
+        self.gallery = gallery or (Gallery.load(gallery_uri, storage) if gallery_uri else None)
         self.detectors = detectors if detectors is not None else load_detectors(self.config.detectors)
         self.fusion = fusion or (FusionModel.load(self.config.fusion_model, storage) if self.config.fusion_model
                                  else Uncalibrated())
         self.references = None
-        if self.config.use_identity_signal:
+        if self.config.use_identity_signal and self.gallery is not None:
             self.references = IdentityReferences(self.gallery)
             if pack is None:
                 from operators.packs import load_model_pack
@@ -60,6 +61,8 @@ class ForgeryScorer:
     def _weak_match_floor(self) -> float:
         """The impostor best-score quantile at weak_match_fpir (leave-one-identity-out over the
         references), never above the match threshold."""
+        if self.gallery is None:
+            return math.inf
         identities = np.asarray(self.gallery.references.column("identity_id").to_pylist())
         impostor = calibration.best_other_identity_scores(embeddings_of(self.gallery.references), identities)
         impostor = impostor[np.isfinite(impostor)]
@@ -105,7 +108,7 @@ class ForgeryScorer:
         else the identity whose inner-face centroid the inner face resembles above its floor."""
         status = table.column("status").to_pylist()
         positions = [i for i, s in enumerate(status) if s == STATUS_OK]
-        faces = table.take(positions)
+        faces = table.take(pa.array(positions, pa.int64()))
         features: list[dict] = [{} for _ in positions]
         reasons: list[list[str]] = [[] for _ in positions]
         if not positions:

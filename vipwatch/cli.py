@@ -7,7 +7,7 @@ import logging
 import os
 import sys
 
-from vipwatch.config import ModelPackConfig
+from vipwatch.config import ForgeryConfig, ModelPackConfig
 
 
 def add_model_args(parser: argparse.ArgumentParser) -> None:
@@ -22,6 +22,24 @@ def add_model_args(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     group.add_argument("--aligned", action="store_true",
                        help="inputs are already 112x112 ArcFace-aligned crops: detection is skipped")
+
+
+def add_forgery_args(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("forgery scoring")
+    group.add_argument("--forgery-detector", action="append", default=None, metavar="KIND:URI",
+                       help="artefact detector, repeatable (mesonet:<h5>, sbi:<artefact>); default: MesoNet "
+                            "Meso4_DF from ../shared. 'none' for no artefact detector")
+    group.add_argument("--forgery-fusion", default=None, help="fusion artefact from jobs.calibrate (JSON)")
+    group.add_argument("--no-forgery", action="store_true", help="skip forgery scoring")
+    group.add_argument("--no-identity-signal", action="store_true", help="artefact detectors only")
+
+
+def forgery_config(args: argparse.Namespace) -> ForgeryConfig:
+    config = ForgeryConfig(enabled=not args.no_forgery, fusion_model=args.forgery_fusion,
+                           use_identity_signal=not args.no_identity_signal)
+    if args.forgery_detector:
+        config.detectors = [d for d in args.forgery_detector if d != "none"]
+    return config
 
 
 def model_config(args: argparse.Namespace) -> ModelPackConfig:
