@@ -8,7 +8,7 @@ import argparse
 import json
 import logging
 
-from vipwatch.cli import add_model_args, model_config, setup_logging
+from vipwatch.cli import add_forgery_args, add_model_args, forgery_config, model_config, setup_logging
 from vipwatch.config import CrawlConfig, RayResources
 from vipwatch.pipeline import run_crawl
 from vipwatch.summary import summarise
@@ -28,9 +28,10 @@ def parse_config(argv: list[str] | None = None) -> tuple[CrawlConfig, argparse.N
     parser.add_argument("--actor-gpus", type=float, default=RayResources().analyzer_num_gpus)
     parser.add_argument("--json-logs", action="store_true")
     add_model_args(parser)
+    add_forgery_args(parser)
     args = parser.parse_args(argv)
     config = CrawlConfig(input=args.input, gallery=args.gallery, output=args.output, job_id=args.job_id,
-                         aligned=args.aligned, model=model_config(args),
+                         aligned=args.aligned, model=model_config(args), forgery=forgery_config(args),
                          resources=RayResources(batch_size=args.batch_size, analyzer_actors=args.actors,
                                                 analyzer_num_cpus=args.actor_cpus,
                                                 analyzer_num_gpus=args.actor_gpus))
