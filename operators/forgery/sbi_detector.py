@@ -1,0 +1,40 @@
+"""SBIDetector: the ArtefactDetector over an artefact written by ``jobs.train_forgery``."""
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+
+import numpy as np
+import torch
+
+from operators.forgery.sbi_model import model_inputs
+from operators.forgery.sbi_train import MANIFEST_FILE, MODEL_FILE
+from operators.forgery.torch_device import select_device
+from vipwatch import storage
+from vipwatch.config import StorageConfig
+
+
+class SBIDetector:
+    name = "sbi"
+
+    def __init__(self, artifact_uri: str, device: str = "auto", batch_size: int = 64,
+                 storage_config: StorageConfig | None = None):
+        self.manifest = json.loads(storage.read_bytes(storage.join(artifact_uri, MANIFEST_FILE), storage_config))
+        model_bytes = storage.read_bytes(storage.join(artifact_uri, MODEL_FILE), storage_config)
+        if hashlib.sha256(model_bytes).hexdigest() != self.manifest["model_sha256"]:
+            raise ValueError(f"{artifact_uri}: {MODEL_FILE} does not match the sha256 in its manifest")
+        self.version = self.manifest["version"]
+        self.input_size = int(self.manifest["input"]["size"])
+        self.device = select_device(device)
+        self.model = torch.jit.load(io.BytesIO(model_bytes), map_location=self.device).eval()
+        self.batch_size = batch_size
+
+    def score(self, context_faces: list[np.ndarray]) -> np.ndarray:
+        inputs = model_inputs(context_faces, self.input_size)
+        out = []
+        with torch.inference_mode():
+            for start in range(0, len(inputs), self.batch_size):
+                batch = torch.from_numpy(inputs[start:start + self.batch_size]).to(self.device)
+                out.append(self.model(batch).float().cpu().numpy())
+        return np.concatenate(out).astype(np.float32) if out else np.zeros(0, np.float32)
