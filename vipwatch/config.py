@@ -95,15 +95,53 @@ class ForgeryConfig(BaseModel):
     num_gpus: float = 0.0
 
 
-class CrawlConfig(BaseModel):
-    input: str
-    gallery: str
-    output: str
-    job_id: Optional[str] = None
-    aligned: bool = False
+class FaceChainSettings(BaseModel):
+    """What builds the face chain's operators (`pipeline.face_stages`): shared by the crawl and
+    the Serve app, so both run identically configured operators."""
+
     model: ModelPackConfig = Field(default_factory=ModelPackConfig)
     decode: DecodeConfig = Field(default_factory=DecodeConfig)
     match: MatchConfig = Field(default_factory=MatchConfig)
     resources: RayResources = Field(default_factory=RayResources)
     storage: StorageConfig = Field(default_factory=StorageConfig)
     forgery: ForgeryConfig = Field(default_factory=ForgeryConfig)
+
+
+class CrawlConfig(FaceChainSettings):
+    input: str
+    gallery: str
+    output: str
+    job_id: Optional[str] = None
+    aligned: bool = False
+
+
+class ServeConfig(FaceChainSettings):
+    """The HTTP endpoint: the crawl's model / decode / match settings plus request limits.
+
+    It is also the Serve application builder's argument type, so `infra/serve.yaml` ``args``
+    are validated against it. HTTP host and port are cluster-wide Serve options (``serve.start``
+    / ``http_options``), not application settings, so they are not here.
+    """
+
+    gallery: str
+    aligned: bool = False
+    job_id: str = "serve"
+    # Environment variables holding the bearer keys; never the keys themselves (config is visible
+    # in `serve status`). Without an admin key the admin routes are refused.
+    api_key_env: str = "VIPWATCH_API_KEY"
+    admin_api_key_env: str = "VIPWATCH_ADMIN_API_KEY"
+    max_request_bytes: int = 20 * 1024 * 1024
+    # s3:// prefixes a caller may name in {"uri": ...}, e.g. "s3://vip-uploads/" or
+    # "s3://bucket/inbox/". Empty: URI requests are refused, only uploads are accepted.
+    allowed_uri_prefixes: list[str] = Field(default_factory=list)
+    # Extra roots the admin reload may load a gallery from (the served gallery's root always may).
+    allowed_gallery_prefixes: list[str] = Field(default_factory=list)
+    batch_wait_timeout_s: float = 0.02
+    ingress_num_cpus: float = 0.25
+    ingress_max_ongoing_requests: int = 64
+    public_docs: bool = False
+
+    def crawl_config(self) -> CrawlConfig:
+        """The same stage settings the crawl would use, so `face_stages` builds identical operators."""
+        chain = {name: getattr(self, name) for name in FaceChainSettings.model_fields}
+        return CrawlConfig(input="", output="", gallery=self.gallery, job_id=self.job_id, aligned=self.aligned, **chain)
