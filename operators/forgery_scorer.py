@@ -94,7 +94,8 @@ class ForgeryScorer:
     def _check_fusion_features(self) -> None:
         if not isinstance(self.fusion, FusionModel):
             return
-        for vip in (True, False):
+        # Without the identity signal no row takes the vip head, so only the generic one must fit.
+        for vip in ((True, False) if self.references is not None else (False,)):
             head = self.fusion.head(vip)
             missing = set(head.features) - self.available_features(vip) if head else set()
             if missing:
