@@ -81,7 +81,11 @@ def enroll(root: str, model: ModelPackConfig, aligned: bool = False, target_fpir
     pairs = list_references(root, storage_config, max_per_identity)
     if not pairs:
         raise GalleryError(f"no reference images under {root} (expected <root>/<identity_id>/<image>)")
-    analyzer = analyzer or FaceAnalyzer(model, aligned=aligned, storage=storage_config)
+    if analyzer is None:
+        analyzer = FaceAnalyzer(model, aligned=aligned, storage=storage_config)
+    elif analyzer.aligned != aligned:
+        # Reuse the loaded models; only the input mode differs.
+        analyzer = FaceAnalyzer(analyzer.model_config, aligned=aligned, pack=analyzer.pack)
     decoder = ImageDecoder(DecodeConfig())
     rows = embed_images([uri for _, uri in pairs], analyzer, decoder, storage_config)
     identity_of = {uri: identity for identity, uri in pairs}

@@ -60,6 +60,14 @@ def onnx_analyzer():
 
 
 @pytest.fixture(scope="session")
+def onnx_aligned_analyzer(onnx_analyzer):
+    """Same loaded models, input mode --aligned (112x112 template crops: detection skipped)."""
+    from operators.face_analyzer import FaceAnalyzer
+
+    return FaceAnalyzer(ONNX_PACK, aligned=True, pack=onnx_analyzer.pack)
+
+
+@pytest.fixture(scope="session")
 def enrol_root(tmp_path_factory) -> Path:
     """faces_aligned with only the first ENROLLED_PER_IDENTITY crops of each identity (the rest
     are probes)."""
@@ -73,15 +81,13 @@ def enrol_root(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def onnx_gallery(enrol_root, onnx_analyzer, tmp_path_factory):
+def onnx_gallery(enrol_root, onnx_aligned_analyzer, tmp_path_factory):
     """ONNX-pack gallery of the 14 faces_aligned identities, saved locally. Returns its root URI."""
     from index.builder import enroll
-    from operators.face_analyzer import FaceAnalyzer
 
     # The references are aligned crops: an analyzer built for whole photos would try to detect
-    # faces in them and reject most. Same loaded pack, aligned mode.
-    aligned_analyzer = FaceAnalyzer(ONNX_PACK, aligned=True, pack=onnx_analyzer.pack)
-    enrolment = enroll(str(enrol_root), ONNX_PACK, aligned=True, analyzer=aligned_analyzer)
+    # faces in them and reject most.
+    enrolment = enroll(str(enrol_root), ONNX_PACK, aligned=True, analyzer=onnx_aligned_analyzer)
     root = tmp_path_factory.mktemp("gallery_onnx")
     enrolment.gallery.save(str(root))
     return str(root)

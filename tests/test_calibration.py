@@ -1,0 +1,38 @@
+"""Open-set threshold calibration."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from index import calibration
+
+
+def test_threshold_keeps_fpir_at_or_below_target():
+    rng = np.random.default_rng(0)
+    impostors = rng.normal(0.2, 0.1, 1000).astype(np.float32)
+    for target in (0.001, 0.01, 0.05, 0.2):
+        threshold = calibration.threshold_at_fpir(impostors, target)
+        assert calibration.rate_at(impostors, threshold) <= target
+        # and not needlessly strict: one step lower would exceed the target
+        assert calibration.rate_at(impostors, threshold - 1e-3) > target or target * 1000 < 1
+
+
+def test_ties_do_not_leak_past_the_threshold():
+    """Leave-one-identity-out scores come in symmetric pairs: ties must not both pass."""
+    scores = np.array([0.1, 0.3, 0.5, 0.5, 0.9, 0.9], dtype=np.float32)
+    threshold = calibration.threshold_at_fpir(scores, 0.2)  # one allowed, but the top two tie
+    assert calibration.rate_at(scores, threshold) == 0.0
+
+
+def test_leave_one_identity_out_scores():
+    embeddings = np.array([[1, 0], [0.8, 0.6], [0, 1], [0.6, 0.8]], dtype=np.float32)
+    identities = np.array(["a", "a", "b", "b"])
+    impostor = calibration.best_other_identity_scores(embeddings, identities)
+    genuine = calibration.best_same_identity_scores(embeddings, identities)
+    np.testing.assert_allclose(impostor, [0.6, 0.96, 0.6, 0.96], atol=1e-6)
+    np.testing.assert_allclose(genuine, [0.8, 0.8, 0.8, 0.8], atol=1e-6)
+
+
+def test_no_impostors_is_an_error():
+    with pytest.raises(ValueError):
+        calibration.threshold_at_fpir(np.array([]), 0.01)

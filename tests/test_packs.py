@@ -1,0 +1,62 @@
+"""Model packs on real photos: every pack finds the known faces and gives usable embeddings."""
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from operators.align import align_face
+from operators.packs import load_model_pack
+from vipwatch.config import ModelPackConfig
+
+from conftest import DLIB_PACK, MODELS, ONNX_PACK, PHOTOS
+
+YUNET_PACK = ModelPackConfig(pack=str(MODELS), detector="yunet", embedder_file="mobilefacenet_128.onnx")
+KNOWN_FACES = {"face_recognition/two_people.jpg": 2, "facenet_pytorch/multiface.jpg": 6}
+
+
+def rgb(relative: str) -> np.ndarray:
+    return cv2.cvtColor(cv2.imread(str(PHOTOS / relative)), cv2.COLOR_BGR2RGB)
+
+
+@pytest.fixture(scope="module", params=[DLIB_PACK, ONNX_PACK, YUNET_PACK], ids=["dlib", "onnx-scrfd", "onnx-yunet"])
+def pack(request):
+    return load_model_pack(request.param)
+
+
+@pytest.mark.parametrize("photo", sorted(KNOWN_FACES))
+def test_pack_finds_every_face(pack, photo):
+    detections = pack.detect(rgb(photo))
+    assert len(detections) == KNOWN_FACES[photo], [d.score for d in detections]
+    for detection in detections:
+        x1, y1, x2, y2 = detection.bbox
+        # ArcFace landmark order: the image-left eye first, eyes above the mouth, all inside the box.
+        left_eye, right_eye, nose, mouth_left, mouth_right = detection.landmarks
+        assert left_eye[0] < right_eye[0] and mouth_left[0] < mouth_right[0]
+        assert max(left_eye[1], right_eye[1]) < min(mouth_left[1], mouth_right[1])
+        assert x1 - 5 <= nose[0] <= x2 + 5 and y1 - 5 <= nose[1] <= y2 + 5
+
+
+def test_embeddings_separate_people(pack):
+    """The two people in two_people.jpg are different; the same face embedded twice is identical."""
+    image = rgb("face_recognition/two_people.jpg")
+    crops = [align_face(image, d.landmarks)[0] for d in pack.detect(image)]
+    embeddings = pack.embed(crops + crops[:1])
+    assert embeddings.shape == (3, pack.embedding_dim)
+    np.testing.assert_allclose(np.linalg.norm(embeddings, axis=1), 1.0, atol=1e-5)
+    assert embeddings[0] @ embeddings[2] == pytest.approx(1.0, abs=1e-5)
+    assert embeddings[0] @ embeddings[1] < 0.97  # dlib's cosines run high; still clearly apart
+
+
+def test_pack_names_identify_weights():
+    onnx = load_model_pack(ONNX_PACK)
+    yunet = load_model_pack(YUNET_PACK)
+    assert onnx.embedder_id == yunet.embedder_id  # same embedder: galleries are interchangeable
+    assert onnx.name != yunet.name and "scrfd_500m_kps" in onnx.name and "yunet" in yunet.name
+
+
+def test_onnx_pack_errors_are_clear(tmp_path):
+    with pytest.raises(FileNotFoundError, match="not found"):
+        load_model_pack(ModelPackConfig(pack=str(tmp_path / "missing")))
+    with pytest.raises(ValueError, match="no ArcFace-style recogniser"):
+        load_model_pack(ModelPackConfig(pack=str(tmp_path)))
