@@ -42,3 +42,40 @@ def test_bearer_key_check():
                    "a-long-random-key-123"):
         assert not bearer_matches(header, digest)
     assert not bearer_matches("Bearer anything", None)
+
+
+def _call_guard(guard, path, root_path="", key=None, body=b""):
+    import asyncio
+
+    sent, reached = [], []
+
+    async def app(scope, receive, send):
+        reached.append((await receive())["body"])
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    async def receive():
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    async def send(message):
+        sent.append(message)
+
+    guard.app = app
+    headers = [(b"authorization", f"Bearer {key}".encode())] if key else []
+    scope = {"type": "http", "path": path, "root_path": root_path, "headers": headers}
+    asyncio.run(guard(scope, receive, send))
+    return sent[0]["status"], reached
+
+
+def test_guard_checks_the_admin_key_under_a_route_prefix_too():
+    from vipwatch.serve.security import RequestGuard
+
+    guard = RequestGuard(None, key_digest("caller-key-0123456789"), key_digest("admin-key-0123456789"), 64)
+    assert _call_guard(guard, "/vw/v1/admin/gallery", "/vw", "caller-key-0123456789")[0] == 401
+    assert _call_guard(guard, "/vw/v1/admin/gallery", "/vw", "admin-key-0123456789")[0] == 200
+    assert _call_guard(guard, "/vw/healthz", "/vw")[0] == 200
+    assert _call_guard(guard, "/vw/v1/gallery", "/vw")[0] == 401
+    # A chunked body (no Content-Length) over the limit never reaches the app; one under it
+    # reaches it whole.
+    assert _call_guard(guard, "/v1/analyze", key="caller-key-0123456789", body=b"x" * 65) == (413, [])
+    assert _call_guard(guard, "/v1/analyze", key="caller-key-0123456789", body=b"x" * 64) == (200, [b"x" * 64])

@@ -135,10 +135,17 @@ class RequestGuard:
         self.admin_prefix = admin_prefix
 
     async def __call__(self, scope, receive, send):
-        if scope["type"] != "http" or scope.get("path") in self.public_paths:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        # Under a Serve route_prefix the path still carries the prefix (root_path); the admin
+        # check must not be dodged by it.
+        path, root = scope.get("path", ""), scope.get("root_path", "")
+        if root and path.startswith(root):
+            path = path[len(root):] or "/"
+        if path in self.public_paths:
             return await self.app(scope, receive, send)
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
-        is_admin = scope.get("path", "").startswith(self.admin_prefix)
+        is_admin = path.startswith(self.admin_prefix)
         if is_admin and not self.admin_key_digest:
             return await _refuse(send, 403, "admin_disabled", "admin routes are off: no admin key configured")
         if not bearer_matches(headers.get("authorization"), self.admin_key_digest if is_admin else self.api_key_digest):
