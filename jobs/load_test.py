@@ -1,4 +1,5 @@
-"""python -m jobs.load_test --url http://127.0.0.1:PORT --image PATH [--concurrency 1,4,16] [--requests N] [--max-seconds S]
+"""python -m jobs.load_test --url http://127.0.0.1:PORT --image PATH [--concurrency 1,4,16]
+                           [--requests N] [--max-seconds S]
 
 POSTs one image to /v1/analyze from C concurrent clients, for each C, and prints requests/s,
 p50/p95/p99 latency and the error count per level (exit status 1 when any request failed).

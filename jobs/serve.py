@@ -1,4 +1,5 @@
-"""python -m jobs.serve --gallery URI [--host 127.0.0.1] [--port 8000] [--model-pack P] [--allow-uri-prefix s3://bucket/]
+"""python -m jobs.serve --gallery URI [--host 127.0.0.1] [--port 8000] [--model-pack P]
+                       [--allow-uri-prefix s3://bucket/] [--no-forgery]
 
 Serves the crawl's face chain over HTTP on a local Ray cluster until interrupted. Needs
 $VIPWATCH_API_KEY (callers send `Authorization: Bearer <key>`); $VIPWATCH_ADMIN_API_KEY turns
@@ -11,7 +12,7 @@ import logging
 import signal
 import threading
 
-from vipwatch.cli import add_model_args, model_config, setup_logging
+from vipwatch.cli import add_forgery_args, add_model_args, forgery_config, model_config, setup_logging
 from vipwatch.config import ServeConfig
 
 log = logging.getLogger("jobs.serve")
@@ -31,9 +32,11 @@ def parse_config(argv: list[str] | None = None) -> tuple[ServeConfig, argparse.N
     parser.add_argument("--public-docs", action="store_true", help="serve /docs and /openapi.json without a key")
     parser.add_argument("--json-logs", action="store_true")
     add_model_args(parser)
+    add_forgery_args(parser)
     args = parser.parse_args(argv)
     config = ServeConfig(gallery=args.gallery, aligned=args.aligned, model=model_config(args),
-                         allowed_uri_prefixes=args.allow_uri_prefix, allowed_gallery_prefixes=args.allow_gallery_prefix,
+                         forgery=forgery_config(args), allowed_uri_prefixes=args.allow_uri_prefix,
+                         allowed_gallery_prefixes=args.allow_gallery_prefix,
                          max_request_bytes=int(args.max_request_mb * 2**20), public_docs=args.public_docs)
     return config, args
 

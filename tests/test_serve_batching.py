@@ -10,7 +10,8 @@ from vipwatch.serve.batching import call_batched
 
 INPUTS = {
     "upload://obama.jpg": (PHOTOS / "face_recognition" / "obama.jpg").read_bytes(),
-    "upload://obama_and_biden.jpg": (PHOTOS / "face_recognition" / "knn_examples" / "test" / "obama_and_biden.jpg").read_bytes(),
+    "upload://obama_and_biden.jpg":
+        (PHOTOS / "face_recognition" / "knn_examples" / "test" / "obama_and_biden.jpg").read_bytes(),
     "upload://same-name.jpg": (PHOTOS / "face_recognition" / "biden.jpg").read_bytes(),
     "upload://notes.txt": b"plain text, not an image",
 }

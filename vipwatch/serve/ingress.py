@@ -111,7 +111,8 @@ class Ingress:
         vectors = embeddings_of(pa.table({"embedding": [f["embedding"] for f in faces]}))
         scored = await self.matcher.identity_scores.remote(vectors, identity_id, summary["gallery_version"])
         if scored["scores"] is None:
-            raise ApiError(404, "unknown_identity", f"identity {identity_id!r} is not in gallery {scored['gallery_version']}")
+            raise ApiError(404, "unknown_identity",
+                           f"identity {identity_id!r} is not in gallery {scored['gallery_version']}")
         best = int(np.argmax(scored["scores"]))
         face, score = faces[best], scored["scores"][best]
         if not embedding:
