@@ -41,6 +41,11 @@ class SmallCNN(nn.Module):
         return self.classifier(self.features(x).mean(dim=(2, 3))).squeeze(1)
 
 
+def normalise(faces_uint8_nhwc: torch.Tensor) -> torch.Tensor:
+    """(N, H, W, 3) uint8 -> (N, 3, H, W) in [-1, 1]; training and the artefact both call this."""
+    return faces_uint8_nhwc.permute(0, 3, 1, 2).float() / 127.5 - 1.0
+
+
 class UInt8Scorer(nn.Module):
     """(N, H, W, 3) uint8 RGB -> (N,) P(fake). What the TorchScript artefact exports."""
 
@@ -49,13 +54,7 @@ class UInt8Scorer(nn.Module):
         self.network = network
 
     def forward(self, faces: torch.Tensor) -> torch.Tensor:
-        x = faces.permute(0, 3, 1, 2).float() / 127.5 - 1.0
-        return torch.sigmoid(self.network(x))
-
-
-def normalise(faces_uint8_nhwc: torch.Tensor) -> torch.Tensor:
-    """The training-side twin of UInt8Scorer's preprocessing (kept beside it on purpose)."""
-    return faces_uint8_nhwc.permute(0, 3, 1, 2).float() / 127.5 - 1.0
+        return torch.sigmoid(self.network(normalise(faces)))
 
 
 def build_network(backbone: str) -> SmallCNN:
