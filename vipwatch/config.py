@@ -69,6 +69,8 @@ class RayResources(BaseModel):
     analyzer_actors: int = 1
     analyzer_num_cpus: float = 1.0
     analyzer_num_gpus: float = 0.0
+    # onnxruntime intra-op threads per analyzer actor; 0 = one per whole CPU the actor reserves.
+    analyzer_threads: int = 0
     matcher_num_cpus: float = 0.25
     # Tasks: read, decode and write must fit beside the actors, or the job hangs.
     read_num_cpus: float = 0.25
