@@ -21,7 +21,10 @@ def parse_config(argv: list[str] | None = None) -> tuple[CrawlConfig, argparse.N
     parser.add_argument("--input", required=True, help="prefix (dir or s3://) or a manifest file of URIs")
     parser.add_argument("--gallery", required=True, help="gallery root or version URI")
     parser.add_argument("--output", required=True, help="Parquet dataset directory (dir or s3://)")
-    parser.add_argument("--job-id", default=None)
+    parser.add_argument("--job-id", default=None,
+                        help="re-run with the same id to resume: only shards not yet committed are crawled")
+    parser.add_argument("--shard-size", type=int, default=CrawlConfig.model_fields["shard_size"].default,
+                        help="inputs per committed shard (the unit redone after an interruption)")
     parser.add_argument("--batch-size", type=int, default=RayResources().batch_size)
     parser.add_argument("--actors", type=int, default=RayResources().analyzer_actors)
     parser.add_argument("--actor-cpus", type=float, default=RayResources().analyzer_num_cpus)
@@ -31,6 +34,7 @@ def parse_config(argv: list[str] | None = None) -> tuple[CrawlConfig, argparse.N
     add_forgery_args(parser)
     args = parser.parse_args(argv)
     config = CrawlConfig(input=args.input, gallery=args.gallery, output=args.output, job_id=args.job_id,
+                         shard_size=args.shard_size,
                          aligned=args.aligned, model=model_config(args), forgery=forgery_config(args),
                          resources=RayResources(batch_size=args.batch_size, analyzer_actors=args.actors,
                                                 analyzer_num_cpus=args.actor_cpus,
@@ -43,7 +47,9 @@ def main(argv: list[str] | None = None) -> dict:
     setup_logging(args.json_logs)
     result = run_crawl(config)
     log.info("Ray Data stats:\n%s", result.stats)
-    summary = {"job_id": result.job_id, **summarise(result.output, result.seconds, result.inputs, config.storage)}
+    summary = {"job_id": result.job_id, **summarise(result.output, result.seconds, result.inputs, config.storage),
+               "processed_inputs": result.processed_inputs, "shards": result.shards,
+               "shards_processed": result.shards_processed}
     print(json.dumps(summary))
     return summary
 

@@ -114,6 +114,8 @@ class CrawlConfig(FaceChainSettings):
     gallery: str
     output: str
     job_id: Optional[str] = None
+    # Inputs per committed shard (vipwatch/shards.py): the unit redone after an interruption.
+    shard_size: int = 1000
     aligned: bool = False
 
 

@@ -46,6 +46,10 @@ class CrawlResult:
     inputs: int
     seconds: float
     stats: str
+    # Resumed jobs: inputs crawled by this run (the rest were committed by an earlier run).
+    processed_inputs: int = 0
+    shards: int = 0
+    shards_processed: int = 0
 
 
 def pool_sizes(config: CrawlConfig, cluster_cpus: float) -> dict:
@@ -99,6 +103,40 @@ def face_stages(config: CrawlConfig, cluster_cpus: float = 2.0) -> list[Stage]:
                 num_gpus=config.forgery.num_gpus)] if config.forgery.enabled else [])
 
 
+# Actor faults: Ray Data 2.60 gives every actor pool max_restarts=-1 and max_task_retries=-1
+# (ActorPoolMapOperator._apply_default_remote_args), so a killed analyzer process is restarted
+# and its in-flight batches re-run; a failed attempt's blocks never reach the writer, so nothing
+# is duplicated. Not restated here: extra map_batches remote args are deprecated in 2.60 and go
+# in 2.64. tests/test_reliability.py kills the actor mid-crawl to pin this behaviour.
+
+# Errors of a storage outage (S3 restarting, connection refused or reset, 5xx): Ray Data retries
+# reads and writes that fail with these, on top of the pyarrow S3 client's own retries.
+TRANSIENT_IO_ERRORS = ("AWS Error NETWORK_CONNECTION", "AWS Error INTERNAL_FAILURE", "AWS Error SLOW_DOWN",
+                       "AWS Error SERVICE_UNAVAILABLE", "HTTP status 500", "HTTP status 502", "HTTP status 503",
+                       "HTTP status 504", "Couldn't connect to server", "Connection refused",
+                       "Connection reset", "curlCode: 7", "curlCode: 52", "curlCode: 56")
+
+
+def configure_io_retries() -> None:
+    from ray.data import DataContext
+
+    context = DataContext.get_current()
+    context.retried_io_errors = list(dict.fromkeys([*context.retried_io_errors, *TRANSIENT_IO_ERRORS]))
+
+
+def check_gallery_matches_pack(config: CrawlConfig, gallery) -> None:
+    """Refuse a gallery built with another embedder before any worker loads a model."""
+    from index.gallery import GalleryError
+    from operators.packs.embedder_id import expected_embedder_id
+
+    embedder = expected_embedder_id(config.model, config.storage)
+    if embedder is not None and embedder != gallery.manifest["embedder_id"]:
+        raise GalleryError(
+            f"gallery {gallery.version} at {config.gallery} was built with embedder {gallery.manifest['embedder_id']} "
+            f"(pack {gallery.manifest['model_pack']}), but this crawl's model pack {config.model.pack!r} embeds with "
+            f"{embedder}: its faces could never match. Crawl with the gallery's pack or rebuild the gallery.")
+
+
 def build_dataset(config: CrawlConfig, uris: list[str]):
     import ray
 
@@ -132,15 +170,36 @@ def run_crawl(config: CrawlConfig) -> CrawlResult:
     from index.gallery import Gallery
     from vipwatch.ray_cluster import init_ray
 
+    from ray.data import SaveMode
+
+    from vipwatch.shards import ShardedJob, deterministic_filenames
+
     config.job_id = config.job_id or default_job_id()
-    # Refuse a missing / corrupt gallery before any work starts.
-    Gallery.load(config.gallery, config.storage)
-    uris = list_inputs(config.input, config.storage)
+    # Refuse a missing / corrupt / other-embedder gallery before any work starts.
+    check_gallery_matches_pack(config, Gallery.load(config.gallery, config.storage))
+    # Output goes to <output>/<job_id>/, one committed shard at a time: re-running a job id
+    # crawls only the shards an earlier run did not commit (see vipwatch/shards.py).
+    job = ShardedJob.open(config.output, config.job_id, config.input,
+                          lambda: list_inputs(config.input, config.storage), config.shard_size, config.storage)
+    pending = job.pending()
+    if job.resumed:
+        log.info("resuming job %s: %d of %d shards left", config.job_id, len(pending), len(job.shards))
     init_ray()
+    configure_io_retries()
     started = time.perf_counter()
-    dataset = build_dataset(config, uris)
-    out_fs, out_path = storage.resolve(config.output, config.storage)
-    dataset.write_parquet(out_path, filesystem=out_fs, ray_remote_args={"num_cpus": config.resources.write_num_cpus})
+    stats = []
+    for shard in pending:
+        shard_started = time.perf_counter()
+        job.clear(shard)
+        dataset = build_dataset(config, shard.uris)
+        out_fs, out_path = storage.resolve(job.shard_uri(shard), config.storage)
+        dataset.write_parquet(out_path, filesystem=out_fs, filename_provider=deterministic_filenames(shard),
+                              mode=SaveMode.OVERWRITE,
+                              ray_remote_args={"num_cpus": config.resources.write_num_cpus})
+        job.commit(shard, time.perf_counter() - shard_started)
+        stats.append(f"{shard.name}:\n{dataset.stats()}")
+    job.finish()
     seconds = time.perf_counter() - started
-    return CrawlResult(job_id=config.job_id, output=config.output, inputs=len(uris), seconds=seconds,
-                       stats=dataset.stats())
+    return CrawlResult(job_id=config.job_id, output=job.uri, inputs=job.inputs, seconds=seconds,
+                       stats="\n".join(stats), processed_inputs=sum(len(s.uris) for s in pending),
+                       shards=len(job.shards), shards_processed=len(pending))

@@ -1,0 +1,370 @@
+"""Reliability of the crawl: hostile input over S3, an actor process killed mid-crawl, the S3
+server restarted mid-crawl, corrupt or mismatched galleries refused up front, and resuming an
+interrupted job. Real moto_server, real local Ray, real ONNX models; nothing is patched."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+from conftest import ONNX_PACK, PHOTOS
+from hostile_inputs import ERROR, READ_FACE, READ_NO_FACE, make_cases
+from index.gallery import Gallery, GalleryError
+from vipwatch import storage
+from vipwatch.config import CrawlConfig, ModelPackConfig, RayResources
+from vipwatch.pipeline import run_crawl
+from vipwatch.schema import STATUS_ERROR, STATUS_NO_FACE, STATUS_OK
+from vipwatch.shards import DONE_DIR, plan_shards
+from vipwatch.summary import read_results, summarise
+
+REPO = Path(__file__).resolve().parent.parent
+FACE_PHOTOS = sorted(p for p in (PHOTOS / "ultralight").glob("*.jpg"))[:12] + [
+    PHOTOS / "face_recognition" / name for name in ("obama.jpg", "biden.jpg", "two_people.jpg")]
+
+
+def crawl_config(input_uri: str, gallery: str, output: str, job_id: str, shard_size: int, **kwargs) -> CrawlConfig:
+    # Small batches so that a shard is several actor tasks: faults land between and inside them.
+    return CrawlConfig(input=input_uri, gallery=gallery, output=output, job_id=job_id, shard_size=shard_size,
+                       model=ONNX_PACK, resources=RayResources(batch_size=4, analyzer_num_cpus=0.5), **kwargs)
+
+
+def assert_each_input_once(output_uri: str, inputs: list[str], storage_config=None):
+    """Every input in the output, none twice: the (image, frame, face) keys are unique."""
+    table = read_results(output_uri, ["image_uri", "frame_index", "face_index", "status"], storage_config)
+    keys = Counter(zip(*(table.column(c).to_pylist() for c in ("image_uri", "frame_index", "face_index"))))
+    duplicated = {k: n for k, n in keys.items() if n > 1}
+    assert not duplicated, f"duplicated rows: {list(duplicated)[:5]}"
+    assert set(table.column("image_uri").to_pylist()) == set(inputs)
+    return table
+
+
+def upload(s3_server, bucket: str, files: dict[str, bytes]) -> str:
+    client = s3_server.client()
+    if bucket not in {b["Name"] for b in client.list_buckets().get("Buckets", [])}:
+        client.create_bucket(Bucket=bucket)
+    for key, data in files.items():
+        client.put_object(Bucket=bucket, Key=key, Body=data)
+    return f"s3://{bucket}"
+
+
+# ---- 1. hostile input, crawl level --------------------------------------------------------------
+
+def test_hostile_inputs_crawl(s3_server, ray_cluster, onnx_gallery, tmp_path):
+    cases = make_cases()
+    input_uri = upload(s3_server, "hostile", {f"in/{c.name}": c.data for c in cases}) + "/in"
+    config = crawl_config(input_uri, onnx_gallery, str(tmp_path / "out"), "hostile", shard_size=10,
+                          storage=s3_server.storage())
+    result = run_crawl(config)
+    summary = summarise(result.output, result.seconds, result.inputs)
+    print("hostile crawl summary:", json.dumps(summary))
+    assert summary["inputs"] == summary["images_in_output"] == len(cases)
+
+    table = assert_each_input_once(result.output, [f"{input_uri}/{c.name}" for c in cases])
+    rows = read_results(result.output).to_pylist()
+    gallery_version = Gallery.load(onnx_gallery).version
+    assert all(r["job_id"] == "hostile" and r["model_pack"] for r in rows)
+    by_uri: dict[str, list[dict]] = {}
+    for row in rows:
+        by_uri.setdefault(row["image_uri"].rsplit("/", 1)[-1], []).append(row)
+    for case in cases:
+        got = by_uri[case.name]
+        statuses = {r["status"] for r in got}
+        if case.expect == ERROR:
+            assert statuses == {STATUS_ERROR} and len(got) == 1, (case.name, got[0]["error"])
+            assert case.reason in got[0]["error"].lower(), (case.name, got[0]["error"])
+        elif case.expect == READ_FACE:
+            assert STATUS_OK in statuses, f"{case.name}: no face found ({statuses}, {got[0]['error']})"
+            faces = [r for r in got if r["status"] == STATUS_OK]
+            assert all(r["gallery_version"] == gallery_version and len(r["embedding"]) == 128 for r in faces)
+        elif case.expect == READ_NO_FACE:
+            assert statuses == {STATUS_NO_FACE}
+    assert len(table) == len(rows)
+
+
+# ---- 2c. gallery refused before any work --------------------------------------------------------
+
+def test_corrupt_gallery_refused_before_work(onnx_gallery, tmp_path):
+    broken = tmp_path / "gallery"
+    shutil.copytree(onnx_gallery, broken)
+    version = (broken / "LATEST").read_text().strip()
+    index_file = broken / "versions" / version / "index.faiss"
+    data = bytearray(index_file.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    index_file.write_bytes(bytes(data))
+    output = tmp_path / "out"
+    config = crawl_config(str(PHOTOS / "scrfd"), str(broken), str(output), "corrupt", shard_size=10)
+    with pytest.raises(GalleryError, match="index.faiss .* is corrupt"):
+        run_crawl(config)
+    assert not output.exists(), "work started before the gallery was checked"
+
+
+def test_mismatched_gallery_refused_before_work(onnx_gallery, tmp_path):
+    """Crawling with the dlib pack against a gallery of ONNX (MobileFaceNet) embeddings: refused
+    on the driver, before Ray or any model starts."""
+    output = tmp_path / "out"
+    config = crawl_config(str(PHOTOS / "scrfd"), onnx_gallery, str(output), "mismatch", shard_size=10)
+    config.model = ModelPackConfig(pack="dlib")
+    with pytest.raises(GalleryError, match="mobilefacenet_128@.*dlib_resnet_v1@"):
+        run_crawl(config)
+    assert not output.exists()
+
+
+def test_cheap_embedder_id_agrees_with_loaded_pack(onnx_analyzer):
+    from operators.packs import load_model_pack
+    from operators.packs.embedder_id import expected_embedder_id
+
+    assert expected_embedder_id(ONNX_PACK) == onnx_analyzer.pack.embedder_id
+    # Without file names the pack routes every ONNX file by its graph: same answer, no session.
+    auto = ModelPackConfig(pack=ONNX_PACK.pack)
+    assert expected_embedder_id(auto) == load_model_pack(auto).embedder_id
+
+
+# ---- shards ---------------------------------------------------------------------------------------
+
+def test_plan_shards_is_deterministic():
+    uris = [f"s3://b/{i:03d}.jpg" for i in range(23)]
+    shards = plan_shards(list(reversed(uris)) + uris[:3], 10)
+    assert [len(s) for s in shards] == [10, 10, 3]
+    assert shards == plan_shards(uris, 10)
+    assert [u for s in shards for u in s] == uris
+
+
+# ---- helpers for the fault tests ----------------------------------------------------------------
+
+def descendants(root_pid: int) -> list[int]:
+    """PIDs below root_pid (this test's own Ray processes), from /proc: nothing else is touched."""
+    parents: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                parents[int(entry.name)] = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+    found, frontier = [], [root_pid]
+    while frontier:
+        parent = frontier.pop()
+        children = [pid for pid, ppid in parents.items() if ppid == parent]
+        found += children
+        frontier += children
+    return found
+
+
+def processes_titled(needle: str, root_pid: int) -> list[int]:
+    pids = []
+    for pid in descendants(root_pid):
+        try:
+            title = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if needle in title:
+            pids.append(pid)
+    return pids
+
+
+def wait_for(predicate, timeout: float, interval: float = 0.2):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    return None
+
+
+def markers(job_uri: str, storage_config=None) -> int:
+    done = storage.join(job_uri, DONE_DIR)
+    return len(storage.list_files(done, [".json"], storage_config)) if storage.exists(done, storage_config) else 0
+
+
+def no_forgery(config: CrawlConfig) -> CrawlConfig:
+    # The fault tests are about delivery, not scoring: the forgery stage (torch) only adds minutes.
+    config.forgery.enabled = False
+    return config
+
+
+# ---- 2a. kill -9 of the FaceAnalyzer actor's worker process ---------------------------------------
+
+@pytest.mark.slow
+def test_killed_analyzer_actor_is_restarted_exactly_once(s3_server, ray_cluster, onnx_gallery, tmp_path):
+    input_uri = upload(s3_server, "killed", {f"in/{p.parent.name}_{p.name}": p.read_bytes() for p in FACE_PHOTOS})
+    inputs = [f"{input_uri}/in/{p.parent.name}_{p.name}" for p in FACE_PHOTOS]
+    config = no_forgery(crawl_config(input_uri + "/in", onnx_gallery, str(tmp_path / "out"), "killed",
+                                     shard_size=8, storage=s3_server.storage()))
+    config.resources.batch_size = 2
+    job_uri = storage.join(config.output, "killed")
+    killed: dict = {}
+
+    def kill_analyzer_mid_shard():
+        # The second shard's analyzer: the first shard's actor is gone once its marker lands.
+        if not wait_for(lambda: markers(job_uri) >= 1, 240):
+            return
+        first_shard = set(processes_titled("FaceAnalyzer", os.getpid()))
+        pids = wait_for(lambda: [p for p in processes_titled("FaceAnalyzer", os.getpid()) if p not in first_shard],
+                        120, 0.05)
+        if not pids:
+            return
+        time.sleep(1.5)  # let it load the pack and take batches
+        killed["pid"], killed["shards_done_at_kill"] = pids[0], markers(job_uri)
+        os.kill(pids[0], signal.SIGKILL)
+        killed["replacement"] = wait_for(
+            lambda: [p for p in processes_titled("FaceAnalyzer", os.getpid()) if p != pids[0]], 120, 0.1)
+
+    killer = threading.Thread(target=kill_analyzer_mid_shard, daemon=True)
+    killer.start()
+    result = run_crawl(config)
+    killer.join(timeout=60)
+    print("kill -9 test:", killed, "seconds", round(result.seconds, 1))
+    assert killed.get("pid"), "the analyzer actor was never seen, nothing was killed"
+    assert killed["shards_done_at_kill"] < result.shards, "killed after the crawl had finished"
+    assert not Path(f"/proc/{killed['pid']}").exists()
+    assert killed.get("replacement"), "no replacement actor was started"
+    table = assert_each_input_once(result.output, inputs)
+    # Every photo here has a face; none may be lost to the kill.
+    assert set(table.filter(pa_equal(table, "status", STATUS_OK)).column("image_uri").to_pylist()) == set(inputs)
+
+
+def pa_equal(table, column, value):
+    import pyarrow.compute as pc
+
+    return pc.equal(table.column(column), value)
+
+
+# ---- 2b. the S3 server restarted mid-crawl ------------------------------------------------------
+
+class DurableS3:
+    """tests/durable_moto.py as a process: stop it, and start it again on the same port with the
+    same objects."""
+
+    def __init__(self, directory: Path):
+        from vipwatch.s3server import free_port
+
+        self.port = free_port()
+        self.recording = directory / "s3-recording.jsonl"
+        self.endpoint_url = f"http://127.0.0.1:{self.port}"
+        self.process = None
+
+    def start(self) -> "DurableS3":
+        import socket
+
+        self.process = subprocess.Popen([sys.executable, str(REPO / "tests" / "durable_moto.py"), str(self.port),
+                                         str(self.recording)], stdout=subprocess.DEVNULL,
+                                        stderr=open(self.recording.with_suffix(".log"), "ab"),
+                                        start_new_session=True)
+
+        def listening():
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
+                    return True
+            except OSError:
+                assert self.process.poll() is None, "durable moto exited"
+                return False
+
+        assert wait_for(listening, 60, 0.1), "durable moto did not listen"
+        return self
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(timeout=10)
+
+    def storage(self):
+        from vipwatch.config import StorageConfig
+
+        return StorageConfig(endpoint_url=self.endpoint_url)
+
+
+@pytest.mark.slow
+def test_s3_restart_mid_crawl_is_retried(ray_cluster, onnx_gallery, tmp_path):
+    import boto3
+
+    server = DurableS3(tmp_path).start()
+    try:
+        client = boto3.client("s3", endpoint_url=server.endpoint_url, region_name="us-east-1")
+        client.create_bucket(Bucket="flaky")
+        for path in FACE_PHOTOS:
+            client.put_object(Bucket="flaky", Key=f"in/{path.parent.name}_{path.name}", Body=path.read_bytes())
+        inputs = [f"s3://flaky/in/{p.parent.name}_{p.name}" for p in FACE_PHOTOS]
+        # Output on the same server: writes and commit markers must survive the outage too.
+        config = no_forgery(crawl_config("s3://flaky/in", onnx_gallery, "s3://flaky/out", "flaky", shard_size=5,
+                                         storage=server.storage()))
+        job_uri = "s3://flaky/out/flaky"
+        outage: dict = {}
+
+        def restart_mid_crawl():
+            if not wait_for(lambda: markers(job_uri, server.storage()) >= 1, 240, 0.3):
+                return
+            outage["shards_done_at_stop"] = markers(job_uri, server.storage())
+            server.stop()
+            outage["recording_bytes_at_stop"] = server.recording.stat().st_size
+            time.sleep(4)  # clients see connection refused meanwhile
+            server.start()
+            outage["restarted"] = True
+
+        restarter = threading.Thread(target=restart_mid_crawl, daemon=True)
+        restarter.start()
+        result = run_crawl(config)
+        restarter.join(timeout=120)
+        print("S3 restart test:", outage, "seconds", round(result.seconds, 1))
+        assert outage.get("restarted"), "the server was never restarted"
+        assert outage["shards_done_at_stop"] < result.shards, "the outage came after the crawl"
+        # Work went on against the restarted server: it received reads of inputs after the restart.
+        after = server.recording.read_text()[outage["recording_bytes_at_stop"]:]
+        assert "/flaky/in/" in after
+        assert_each_input_once(job_uri, inputs, server.storage())
+    finally:
+        server.stop()
+
+
+# ---- 3. resuming an interrupted job -------------------------------------------------------------
+
+@pytest.mark.slow
+def test_resume_after_driver_killed(s3_server, ray_cluster, onnx_gallery, tmp_path):
+    input_uri = upload(s3_server, "resume", {f"in/{p.parent.name}_{p.name}": p.read_bytes() for p in FACE_PHOTOS})
+    inputs = [f"{input_uri}/in/{p.parent.name}_{p.name}" for p in FACE_PHOTOS]
+    config = no_forgery(crawl_config(input_uri + "/in", onnx_gallery, str(tmp_path / "out"), "resume",
+                                     shard_size=3, storage=s3_server.storage()))
+    job_uri = storage.join(config.output, "resume")
+    # The driver joins this test's cluster, as `ray job submit` drivers do; killing it kills
+    # only the driver and the actors it owns.
+    env = {**os.environ, "RAY_ADDRESS": ray_cluster.get_runtime_context().gcs_address}
+    command = [sys.executable, str(REPO / "tests" / "crawl_driver.py"), config.model_dump_json()]
+    first = subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                             start_new_session=True)
+    try:
+        landed = wait_for(lambda: markers(job_uri) >= 2 or first.poll() is not None, 300, 0.2)
+        assert landed and first.poll() is None, "the first run ended before it could be interrupted"
+        os.killpg(first.pid, signal.SIGKILL)
+        first.wait(timeout=30)
+    finally:
+        if first.poll() is None:
+            os.killpg(first.pid, signal.SIGKILL)
+    committed_before = markers(job_uri)
+    total_shards = len(plan_shards(inputs, 3))
+    assert 2 <= committed_before < total_shards
+    assert not (Path(job_uri) / "_SUCCESS").exists()
+
+    second = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=400)
+    assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
+    resumed = json.loads(second.stdout.strip().splitlines()[-1])
+    print("resume test: committed before kill", committed_before, "of", total_shards, "second run:", resumed)
+    assert resumed["inputs"] == len(inputs)
+    assert resumed["shards_processed"] == total_shards - committed_before
+    assert resumed["processed_inputs"] < len(inputs)
+    assert (Path(job_uri) / "_SUCCESS").exists()
+    assert_each_input_once(job_uri, inputs)
+
+    # A third run of a finished job crawls nothing and changes nothing.
+    files_before = sorted(p.name for p in Path(job_uri).rglob("*.parquet"))
+    third = run_crawl(config.model_copy(deep=True))
+    assert third.processed_inputs == 0 and third.shards_processed == 0
+    assert sorted(p.name for p in Path(job_uri).rglob("*.parquet")) == files_before
