@@ -1,6 +1,7 @@
 """Connect to the Ray cluster a job was submitted to, or start a local one bound to 127.0.0.1."""
 from __future__ import annotations
 
+import json
 import logging
 import os
 
@@ -16,7 +17,11 @@ FORWARDED_ENV = ("VIPWATCH_S3_ENDPOINT", "AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID"
 
 
 def runtime_env() -> dict:
-    return {"env_vars": {key: os.environ[key] for key in FORWARDED_ENV if key in os.environ}}
+    # Inside `ray job submit` the job's own runtime env already reaches every worker, and Ray
+    # refuses a driver runtime env that repeats any of its env var keys: forward only the rest.
+    job_env = json.loads(os.environ.get("RAY_JOB_CONFIG_JSON_ENV_VAR") or "{}").get("runtime_env") or {}
+    taken = set(job_env.get("env_vars") or {})
+    return {"env_vars": {key: os.environ[key] for key in FORWARDED_ENV if key in os.environ and key not in taken}}
 
 
 def init_ray(num_cpus: int | None = None, object_store_mb: int | None = None) -> None:
