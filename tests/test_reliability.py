@@ -294,16 +294,18 @@ def test_s3_restart_mid_crawl_is_retried(ray_cluster, onnx_gallery, tmp_path):
         for path in FACE_PHOTOS:
             client.put_object(Bucket="flaky", Key=f"in/{path.parent.name}_{path.name}", Body=path.read_bytes())
         inputs = [f"s3://flaky/in/{p.parent.name}_{p.name}" for p in FACE_PHOTOS]
-        # Output on the same server: writes and commit markers must survive the outage too.
-        config = no_forgery(crawl_config("s3://flaky/in", onnx_gallery, "s3://flaky/out", "flaky", shard_size=5,
+        # Output on local disk: moto's recorder keeps no multipart part bodies (pyarrow writes
+        # multipart), so objects written before the restart could not be restored faithfully.
+        # The reads are what the outage hits here: inputs, and the driver's listing per shard.
+        config = no_forgery(crawl_config("s3://flaky/in", onnx_gallery, str(tmp_path / "out"), "flaky", shard_size=5,
                                          storage=server.storage()))
-        job_uri = "s3://flaky/out/flaky"
+        job_uri = str(tmp_path / "out" / "flaky")
         outage: dict = {}
 
         def restart_mid_crawl():
-            if not wait_for(lambda: markers(job_uri, server.storage()) >= 1, 240, 0.3):
+            if not wait_for(lambda: markers(job_uri) >= 1, 240, 0.1):
                 return
-            outage["shards_done_at_stop"] = markers(job_uri, server.storage())
+            outage["shards_done_at_stop"] = markers(job_uri)
             server.stop()
             outage["recording_bytes_at_stop"] = server.recording.stat().st_size
             time.sleep(4)  # clients see connection refused meanwhile
@@ -320,7 +322,7 @@ def test_s3_restart_mid_crawl_is_retried(ray_cluster, onnx_gallery, tmp_path):
         # Work went on against the restarted server: it received reads of inputs after the restart.
         after = server.recording.read_text()[outage["recording_bytes_at_stop"]:]
         assert "/flaky/in/" in after
-        assert_each_input_once(job_uri, inputs, server.storage())
+        assert_each_input_once(job_uri, inputs)
     finally:
         server.stop()
 
