@@ -11,7 +11,7 @@ import logging
 from vipwatch.cli import add_forgery_args, add_model_args, forgery_config, model_config, setup_logging
 from vipwatch.config import CrawlConfig, RayResources
 from vipwatch.pipeline import run_crawl
-from vipwatch.summary import summarise
+from vipwatch.summary import summarise, summary_line
 
 log = logging.getLogger("jobs.crawl")
 
@@ -29,7 +29,10 @@ def parse_config(argv: list[str] | None = None) -> tuple[CrawlConfig, argparse.N
     parser.add_argument("--actors", type=int, default=RayResources().analyzer_actors)
     parser.add_argument("--actor-cpus", type=float, default=RayResources().analyzer_num_cpus)
     parser.add_argument("--actor-gpus", type=float, default=RayResources().analyzer_num_gpus)
-    parser.add_argument("--json-logs", action="store_true")
+    parser.add_argument("--json-logs", action="store_true",
+                        help="one JSON object per log line on stderr (implies --no-progress)")
+    parser.add_argument("--no-progress", action="store_true",
+                        help="no Ray Data progress bars (also: RAY_DATA_DISABLE_PROGRESS_BARS=1)")
     add_model_args(parser)
     add_forgery_args(parser)
     args = parser.parse_args(argv)
@@ -42,14 +45,27 @@ def parse_config(argv: list[str] | None = None) -> tuple[CrawlConfig, argparse.N
     return config, args
 
 
+def configure_progress(args: argparse.Namespace) -> bool:
+    """Ray Data's progress bars stay on (its default, unless RAY_DATA_DISABLE_PROGRESS_BARS=1)
+    except when asked, or with JSON logs: bar redraws on stderr would break one-object-per-line."""
+    from ray.data import DataContext
+
+    context = DataContext.get_current()
+    if args.no_progress or args.json_logs:
+        context.enable_progress_bars = False
+    return context.enable_progress_bars
+
+
 def main(argv: list[str] | None = None) -> dict:
     config, args = parse_config(argv)
     setup_logging(args.json_logs)
+    configure_progress(args)
     result = run_crawl(config)
     log.info("Ray Data stats:\n%s", result.stats)
     summary = {"job_id": result.job_id, **summarise(result.output, result.seconds, result.inputs, config.storage),
                "processed_inputs": result.processed_inputs, "shards": result.shards,
                "shards_processed": result.shards_processed}
+    log.info("%s", summary_line(summary))
     print(json.dumps(summary))
     return summary
 

@@ -183,6 +183,7 @@ class ForgeryScorer:
         positions, vip, features, reasons = self.signals(table)
         scores, verdicts, thresholds = self.fuse(vip, features)
         out_score, out_verdict, out_reasons, out_signals = [None] * n, [None] * n, [None] * n, [None] * n
+        out_vip = [None] * n
         kind = "calibrated P(forgery)" if self.fusion.calibrated else "uncalibrated forgery score"
         for k, position in enumerate(positions):
             why = list(reasons[k])
@@ -196,11 +197,12 @@ class ForgeryScorer:
                     side = ">=" if verdicts[k] == SUSPECTED else "<"
                     why.append(f"{kind} {scores[k]:.2f} {side} threshold {thresholds[k]:.2f}")
             out_verdict[position] = verdicts[k]
+            out_vip[position] = vip[k]
             out_reasons[position] = why
             out_signals[position] = [{"name": name, "value": float(value)} for name, value in features[k].items()]
         return set_columns(table, {
             "forgery_score": out_score, "verdict": out_verdict, "reasons": out_reasons,
-            "forgery_signals": out_signals,
+            "forgery_signals": out_signals, "forgery_identity_id": out_vip,
             "forgery_model": [self.model_version if position is not None else None
                               for position in self._face_mask(table)],
         })

@@ -91,3 +91,51 @@ def onnx_gallery(enrol_root, onnx_aligned_analyzer, tmp_path_factory):
     root = tmp_path_factory.mktemp("gallery_onnx")
     enrolment.gallery.save(str(root))
     return str(root)
+
+
+@pytest.fixture(scope="session")
+def swap_dir(tmp_path_factory):
+    """Classical face swaps of faces_aligned identities (jobs.make_swaps): real/<id>/, fake/<id>/."""
+    from jobs.make_swaps import make_swaps
+
+    out = tmp_path_factory.mktemp("scorer_swaps")
+    make_swaps(str(FACES_ALIGNED), str(out), per_identity=2, seed=2)
+    return out
+
+
+ALERT_IDENTITIES = ("keanu_reeves", "halle_berry")
+
+
+@pytest.fixture(scope="session")
+def alert_crawl(swap_dir, onnx_gallery, tmp_path_factory):
+    """``python -m jobs.crawl --json-logs --aligned`` as its own process (its own local Ray) on
+    swaps and reals of two VIPs plus a broken file: a real crawl output with alerts, and the
+    job's stdout / stderr. Labels (uri,label) for the report's ROC go to labels.csv."""
+    import json
+    import subprocess
+    import sys
+
+    root = tmp_path_factory.mktemp("alert_crawl")
+    inputs = root / "in"
+    inputs.mkdir()
+    labels = ["uri,label"]
+    for identity in ALERT_IDENTITIES:
+        for kind, label in (("real", 0), ("fake", 1)):
+            for path in sorted((swap_dir / kind / identity).iterdir()):
+                target = inputs / f"{kind}_{identity}_{path.name}"
+                shutil.copy(path, target)
+                labels.append(f"{target},{label}")
+    (inputs / "broken.png").write_bytes(b"<html>not an image</html>")
+    (root / "labels.csv").write_text("\n".join(labels) + "\n")
+    env = {**os.environ, "VIPWATCH_OBJECT_STORE_MB": "512"}
+    env.pop("RAY_ADDRESS", None)
+    command = [sys.executable, "-m", "jobs.crawl", "--json-logs", "--input", str(inputs), "--gallery", onnx_gallery,
+               "--output", str(root / "out"), "--job-id", "alerts-test", "--aligned",
+               "--model-pack", ONNX_PACK.pack, "--detector-file", ONNX_PACK.detector_file,
+               "--embedder-file", ONNX_PACK.embedder_file]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=420, env=env,
+                          cwd=Path(__file__).resolve().parent.parent)
+    assert done.returncode == 0, done.stderr[-4000:]
+    return {"job_uri": str(root / "out" / "alerts-test"), "inputs": len(list(inputs.iterdir())), "labels": str(root / "labels.csv"),
+            "summary": json.loads(done.stdout.strip().splitlines()[-1]), "stdout": done.stdout,
+            "stderr": done.stderr, "root": root}

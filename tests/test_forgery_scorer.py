@@ -2,24 +2,14 @@
 import shutil
 
 import pyarrow.dataset as ds
-import pytest
 
 from index.builder import embed_images
 from operators.decode import ImageDecoder
 from operators.face_analyzer import FaceAnalyzer
 from operators.forgery_scorer import ForgeryScorer
 from operators.matcher import GalleryMatcher
-from tests.conftest import DATA, FACES_ALIGNED, ONNX_PACK
+from tests.conftest import DATA, ONNX_PACK
 from vipwatch.config import CrawlConfig, ForgeryConfig
-
-
-@pytest.fixture(scope="module")
-def swap_dir(tmp_path_factory):
-    from jobs.make_swaps import make_swaps
-
-    out = tmp_path_factory.mktemp("scorer_swaps")
-    make_swaps(str(FACES_ALIGNED), str(out), per_identity=2, seed=2)
-    return out
 
 
 def test_scores_vip_faces_and_leaves_others_unverified(onnx_gallery, onnx_analyzer, swap_dir):

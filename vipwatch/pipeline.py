@@ -17,6 +17,7 @@ from datetime import datetime, timezone
 import pyarrow.fs as pafs
 
 from vipwatch import storage
+from vipwatch.alerts import AlertProjection, alerts_uri
 from vipwatch.config import CrawlConfig
 from vipwatch.schema import to_output
 
@@ -137,7 +138,7 @@ def check_gallery_matches_pack(config: CrawlConfig, gallery) -> None:
             f"{embedder}: its faces could never match. Crawl with the gallery's pack or rebuild the gallery.")
 
 
-def build_dataset(config: CrawlConfig, uris: list[str]):
+def build_dataset(config: CrawlConfig, uris: list[str], alerts_dir: str | None = None, shard_name: str = "shard"):
     import ray
 
     from operators.decode import ImageDecoder
@@ -163,7 +164,9 @@ def build_dataset(config: CrawlConfig, uris: list[str]):
                                       fn_constructor_kwargs=stage.kwargs,
                                       compute=ray.data.ActorPoolStrategy(size=stage.actors),
                                       num_cpus=stage.num_cpus, num_gpus=stage.num_gpus)
-    return dataset.map_batches(to_output, batch_format="pyarrow", batch_size=None, num_cpus=res.write_num_cpus)
+    # Alerts need the aligned crop, which to_output drops: the same step writes them first.
+    project = to_output if alerts_dir is None else AlertProjection(alerts_dir, shard_name, config.storage)
+    return dataset.map_batches(project, batch_format="pyarrow", batch_size=None, num_cpus=res.write_num_cpus)
 
 
 def run_crawl(config: CrawlConfig) -> CrawlResult:
@@ -191,7 +194,7 @@ def run_crawl(config: CrawlConfig) -> CrawlResult:
     for shard in pending:
         shard_started = time.perf_counter()
         job.clear(shard)
-        dataset = build_dataset(config, shard.uris)
+        dataset = build_dataset(config, shard.uris, alerts_uri(job.uri, shard.name), shard.name)
         out_fs, out_path = storage.resolve(job.shard_uri(shard), config.storage)
         dataset.write_parquet(out_path, filesystem=out_fs, filename_provider=deterministic_filenames(shard),
                               mode=SaveMode.OVERWRITE,

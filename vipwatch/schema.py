@@ -44,6 +44,9 @@ OUTPUT_FIELDS = [
     pa.field("gallery_version", pa.string()),
     pa.field("job_id", pa.string()),
     pa.field("processed_at", pa.timestamp("us", tz="UTC")),
+    # The VIP whose references the verdict was checked against: identity_id, or a weak /
+    # inner-face candidate (a swap of X often does not match X as a whole); null if unverified.
+    pa.field("forgery_identity_id", pa.string()),
 ]
 
 # Carried between operators, dropped before writing: RGB uint8 crops, row-major.

@@ -31,4 +31,20 @@ def summarise(output_uri: str, seconds: float, inputs: int, storage_config=None)
         "errors_by_reason": dict(errors), "seconds": round(seconds, 2),
         "images_per_s": round(inputs / seconds, 2) if seconds else None,
         "output": output_uri,
+        "alerts": _alert_count(output_uri, storage_config),
     }
+
+
+def _alert_count(output_uri: str, storage_config=None) -> int:
+    from vipwatch.alerts import read_alerts
+
+    return read_alerts(output_uri, storage_config).num_rows
+
+
+def summary_line(summary: dict) -> str:
+    """The one human-readable line a crawl ends with (the JSON summary carries the rest)."""
+    rate = summary.get("images_per_s")
+    return (f"crawl {summary.get('job_id', '')}: {summary['images_in_output']} images, {summary['faces']} faces, "
+            f"{summary['identified_faces']} VIP matches, {summary['suspected_forgeries']} suspected forgeries "
+            f"({summary.get('alerts', 0)} alerts), {summary['error_images']} errors, "
+            f"{'-' if rate is None else f'{rate:.2f}'} images/s in {summary['seconds']:.1f} s")
