@@ -94,7 +94,7 @@ def _to_rgb_array(image: Image.Image) -> np.ndarray:
 def decode_image(data: bytes, config: DecodeConfig) -> np.ndarray:
     """Bytes -> RGB uint8 (EXIF orientation applied, first frame of an animation)."""
     if not data:
-        raise DecodeError("empty file (0 bytes)")
+        raise DecodeError("empty file: 0 bytes")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)

@@ -14,7 +14,6 @@ import time
 from collections import Counter
 from pathlib import Path
 
-import pyarrow.parquet as pq
 import pytest
 
 from conftest import ONNX_PACK, PHOTOS
@@ -22,7 +21,7 @@ from hostile_inputs import ERROR, READ_FACE, READ_NO_FACE, make_cases
 from index.gallery import Gallery, GalleryError
 from vipwatch import storage
 from vipwatch.config import CrawlConfig, ModelPackConfig, RayResources
-from vipwatch.pipeline import run_crawl
+from vipwatch.pipeline import CrawlResult, run_crawl
 from vipwatch.schema import STATUS_ERROR, STATUS_NO_FACE, STATUS_OK
 from vipwatch.shards import DONE_DIR, plan_shards
 from vipwatch.summary import read_results, summarise
@@ -186,6 +185,15 @@ def markers(job_uri: str, storage_config=None) -> int:
     return len(storage.list_files(done, [".json"], storage_config)) if storage.exists(done, storage_config) else 0
 
 
+def crawl_with_fault(config: CrawlConfig, fault) -> CrawlResult:
+    """Run the crawl here while ``fault`` (which waits for its moment itself) runs beside it."""
+    injector = threading.Thread(target=fault, daemon=True)
+    injector.start()
+    result = run_crawl(config)
+    injector.join(timeout=120)
+    return result
+
+
 def no_forgery(config: CrawlConfig) -> CrawlConfig:
     # The fault tests are about delivery, not scoring: the forgery stage (torch) only adds minutes.
     config.forgery.enabled = False
@@ -219,10 +227,7 @@ def test_killed_analyzer_actor_is_restarted_exactly_once(s3_server, ray_cluster,
         killed["replacement"] = wait_for(
             lambda: [p for p in processes_titled("FaceAnalyzer", os.getpid()) if p != pids[0]], 120, 0.1)
 
-    killer = threading.Thread(target=kill_analyzer_mid_shard, daemon=True)
-    killer.start()
-    result = run_crawl(config)
-    killer.join(timeout=60)
+    result = crawl_with_fault(config, kill_analyzer_mid_shard)
     print("kill -9 test:", killed, "seconds", round(result.seconds, 1))
     assert killed.get("pid"), "the analyzer actor was never seen, nothing was killed"
     assert killed["shards_done_at_kill"] < result.shards, "killed after the crawl had finished"
@@ -312,10 +317,7 @@ def test_s3_restart_mid_crawl_is_retried(ray_cluster, onnx_gallery, tmp_path):
             server.start()
             outage["restarted"] = True
 
-        restarter = threading.Thread(target=restart_mid_crawl, daemon=True)
-        restarter.start()
-        result = run_crawl(config)
-        restarter.join(timeout=120)
+        result = crawl_with_fault(config, restart_mid_crawl)
         print("S3 restart test:", outage, "seconds", round(result.seconds, 1))
         assert outage.get("restarted"), "the server was never restarted"
         assert outage["shards_done_at_stop"] < result.shards, "the outage came after the crawl"
