@@ -41,7 +41,12 @@ class LocalS3Server:
         self.process: Optional[subprocess.Popen] = None
 
     def start(self) -> "LocalS3Server":
-        exe = shutil.which("moto_server") or os.path.join(os.path.dirname(sys.executable), "moto_server")
+        # The pinned moto beside this interpreter first: a moto_server elsewhere on PATH (another
+        # Python's, another version) failed multipart uploads here.
+        beside = os.path.join(os.path.dirname(sys.executable), "moto_server")
+        exe = beside if os.path.exists(beside) else shutil.which("moto_server")
+        if exe is None:
+            raise RuntimeError("moto_server not found: install the test extra (moto[server])")
         self.process = subprocess.Popen(
             [exe, "-H", "127.0.0.1", "-p", str(self.port)],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
