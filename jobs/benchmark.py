@@ -158,6 +158,9 @@ class MemorySampler:
         self.peak = {"driver_rss_mb": 0.0, "workers_rss_mb": 0.0, "ray_node_rss_mb": 0.0,
                      "total_rss_mb": 0.0, "total_private_mb": 0.0, "object_store_used_mb": 0.0}
         self.samples = 0
+        # CPU seconds per process (last value seen): on a shared machine wall time measures the
+        # neighbours too, CPU time per image does not.
+        self.cpu_s: dict[int, float] = {}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
@@ -183,6 +186,8 @@ class MemorySampler:
         psutil = self._psutil
         me = psutil.Process()
         driver = me.memory_info()
+        times = me.cpu_times()
+        self.cpu_s[me.pid] = times.user + times.system
         workers = node = private = 0.0
         for child in me.children(recursive=True):
             if child.pid in self.exclude:
@@ -190,8 +195,10 @@ class MemorySampler:
             try:
                 info = child.memory_info()
                 name = child.name()
+                times = child.cpu_times()
             except psutil.Error:
                 continue
+            self.cpu_s[child.pid] = times.user + times.system
             node += info.rss
             private += info.rss - info.shared
             if name.startswith("ray::") or "default_worker" in " ".join(child.cmdline()[:3]):
@@ -249,13 +256,18 @@ def run_pipeline(config, s3_pid: int) -> dict:
     from vipwatch.summary import summarise
 
     with MemorySampler(exclude=(s3_pid,)) as sampler:
+        sampler.sample()
+        cpu_before = dict(sampler.cpu_s)
         result = run_crawl(config)
+        sampler.sample()
+    cpu_s = sum(v - cpu_before.get(pid, 0.0) for pid, v in sampler.cpu_s.items())
     summary = summarise(result.output, result.seconds, result.inputs, config.storage)
     log.info("Ray Data stats:\n%s", result.stats)
     return {"seconds": result.seconds, "inputs": result.inputs, "images_in_output": summary["images_in_output"],
             "faces": summary["faces"], "identified_faces": summary["identified_faces"],
             "no_face_images": summary["no_face_images"], "error_images": summary["error_images"],
             "memory": {k: round(v, 1) for k, v in sampler.peak.items()}, "memory_samples": sampler.samples,
+            "cpu_s": round(cpu_s, 1),
             "stages": stage_times(result.stats)}
 
 
@@ -280,7 +292,7 @@ def run_raw(config, corpus_files: list[Path], uri_prefix: str, batch_size: int) 
         operators.append(stage.operator(**kwargs))
     blobs = [(path.name, path.read_bytes()) for path in corpus_files]
     faces = identified = images = 0
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     for start in range(0, len(blobs), batch_size):
         chunk = blobs[start:start + batch_size]
         table = decoder(pa.table({"path": [name for name, _ in chunk],
@@ -292,8 +304,8 @@ def run_raw(config, corpus_files: list[Path], uri_prefix: str, batch_size: int) 
         faces += int(pc.sum(ok).as_py() or 0)
         identified += int(pc.sum(pc.and_(ok, pc.is_valid(table.column("identity_id")))).as_py() or 0)
         images += len(set(table.column("image_uri").to_pylist()))
-    seconds = time.perf_counter() - started
-    return {"seconds": seconds, "images": images, "faces": faces, "identified_faces": identified,
+    seconds, cpu_s = time.perf_counter() - started, time.process_time() - cpu_started
+    return {"seconds": seconds, "cpu_s": round(cpu_s, 1), "images": images, "faces": faces, "identified_faces": identified,
             "operators": [type(o).__name__ for o in operators]}
 
 
@@ -365,6 +377,11 @@ def image_benchmark(args) -> dict:
         "raw_images_per_s": round(statistics.median(raw_rates), 2),
         "ratio": round(statistics.median(ratios), 3),
         "ratios": [round(r, 3) for r in ratios],
+        # CPU seconds per image, all processes of the crawl (driver + Ray node, not the S3 server)
+        # vs the raw loop: the efficiency figure that neighbours on a shared machine do not move.
+        "pipeline_cpu_ms_per_image": round(statistics.median(r["pipeline"]["cpu_s"] for r in runs) * 1000 / count, 1),
+        "raw_cpu_ms_per_image": round(statistics.median(r["raw"]["cpu_s"] for r in runs) * 1000 / count, 1),
+        "cpu_ratio": round(statistics.median(r["raw"]["cpu_s"] / r["pipeline"]["cpu_s"] for r in runs), 3),
         "pipeline_faces_per_s": round(statistics.median(r["pipeline"]["faces"] / r["pipeline"]["seconds"] for r in runs), 2),
         "raw_faces_per_s": round(statistics.median(r["raw"]["faces"] / r["raw"]["seconds"] for r in runs), 2),
         "faces": last["faces"], "raw_faces": runs[-1]["raw"]["faces"],
