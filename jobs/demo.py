@@ -99,7 +99,7 @@ def main(argv: list[str] | None = None) -> dict:
     for identity, faces, score in preview:
         print(f"  {identity:<20} {faces:>5}  mean match {score}")
     print(f"\nParquet written to {summary['output']} (local S3 server, now stopped); copy kept in "
-          f"{summary['local_copy']}\n  e.g. duckdb -c \"SELECT * FROM '{summary['local_copy']}/*.parquet' LIMIT 5\"")
+          f"{summary['local_copy']}\n  e.g. duckdb -c \"SELECT * FROM '{summary['local_copy']}/shard-*/*.parquet' LIMIT 5\"")
     print(json.dumps(summary))
     return summary
 
