@@ -36,3 +36,20 @@ def test_leave_one_identity_out_scores():
 def test_no_impostors_is_an_error():
     with pytest.raises(ValueError):
         calibration.threshold_at_fpir(np.array([]), 0.01)
+
+
+def test_block_wise_scores_equal_the_dense_matrix(monkeypatch):
+    """Galleries are scored in row blocks (no N x N matrix); any block size gives the same answer."""
+    rng = np.random.default_rng(1)
+    embeddings = rng.normal(size=(300, 16)).astype(np.float32)
+    embeddings /= np.linalg.norm(embeddings, axis=1, keepdims=True)
+    identities = rng.integers(0, 7, 300).astype(str)
+    dense = embeddings @ embeddings.T
+    same = identities[:, None] == identities[None, :]
+    other_expected = np.where(same, -np.inf, dense).max(axis=1)
+    np.fill_diagonal(same, False)
+    same_expected = np.where(same, dense, -np.inf).max(axis=1)
+    for block in (7, 300, 4096):
+        monkeypatch.setattr(calibration, "BLOCK_ROWS", block)
+        np.testing.assert_allclose(calibration.best_other_identity_scores(embeddings, identities), other_expected, atol=1e-6)
+        np.testing.assert_allclose(calibration.best_same_identity_scores(embeddings, identities), same_expected, atol=1e-6)
