@@ -113,7 +113,9 @@ class Gallery:
         # Open-set threshold: impostors are held-out identities (each enrolled identity scored
         # against the others) plus any distractor faces given.
         impostor = calibration.best_other_identity_scores(embeddings, identity_ids)
-        impostor_source = "leave-one-identity-out over the references"
+        probes = len(calibration.probe_rows(len(embeddings)))
+        impostor_source = ("leave-one-identity-out over the references" if probes == len(embeddings) else
+                           f"leave-one-identity-out over {probes} sampled references")
         if impostor_embeddings is not None and len(impostor_embeddings):
             impostor = np.concatenate([impostor, (impostor_embeddings @ embeddings.T).max(axis=1)])
             impostor_source += f" + {len(impostor_embeddings)} distractor faces"

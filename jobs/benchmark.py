@@ -161,6 +161,12 @@ class MemorySampler:
         # CPU seconds per process (last value seen): on a shared machine wall time measures the
         # neighbours too, CPU time per image does not.
         self.cpu_s: dict[int, float] = {}
+        # Last name seen per process, to split CPU seconds by role (cpu_by_role).
+        self.role: dict[int, str] = {}
+        self.cmdlines: dict[int, str] = {}
+        self.peak_rss_by_role: dict[str, float] = {}
+        # CPU seconds spent by the sampler thread itself (part of the driver's figure).
+        self.own_cpu_s = 0.0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
@@ -188,37 +194,90 @@ class MemorySampler:
         driver = me.memory_info()
         times = me.cpu_times()
         self.cpu_s[me.pid] = times.user + times.system
+        self.role[me.pid] = "driver"
+        for pid in self.exclude:
+            try:
+                excluded = psutil.Process(pid)
+                times = excluded.cpu_times()
+                self.cpu_s[pid] = times.user + times.system
+                self.role[pid] = "excluded:" + excluded.name()
+            except psutil.Error:
+                pass
         workers = node = private = 0.0
+        rss_by_role: dict[str, float] = {"driver": driver.rss / 2**20}
         for child in me.children(recursive=True):
             if child.pid in self.exclude:
                 continue
             try:
-                info = child.memory_info()
-                name = child.name()
-                times = child.cpu_times()
+                with child.oneshot():
+                    info = child.memory_info()
+                    name = child.name()
+                    times = child.cpu_times()
+                # The command line only for processes not yet known: it is the costly read.
+                if child.pid not in self.cmdlines:
+                    self.cmdlines[child.pid] = " ".join(child.cmdline()[:3])
+                cmdline = self.cmdlines[child.pid]
             except psutil.Error:
                 continue
             self.cpu_s[child.pid] = times.user + times.system
+            self.role[child.pid] = _role(name, cmdline, self.role.get(child.pid))
             node += info.rss
             private += info.rss - info.shared
-            if name.startswith("ray::") or "default_worker" in " ".join(child.cmdline()[:3]):
+            role = self.role[child.pid]
+            rss_by_role[role] = rss_by_role.get(role, 0.0) + info.rss / 2**20
+            if name.startswith("ray::") or "default_worker" in cmdline:
                 workers += info.rss
         mb = 2**20
         current = {"driver_rss_mb": driver.rss / mb, "workers_rss_mb": workers / mb, "ray_node_rss_mb": node / mb,
                    "total_rss_mb": (driver.rss + node) / mb,
                    "total_private_mb": (driver.rss - driver.shared + private) / mb,
-                   "object_store_used_mb": self._object_store_mb()}
+                   # The object store figure is one RPC that fans out to every worker process:
+                   # sampled at a quarter of the rate so that measuring costs the crawl little.
+                   "object_store_used_mb": self._object_store_mb() if self.samples % 4 == 0 else 0.0}
         for key, value in current.items():
             self.peak[key] = max(self.peak[key], value)
+        for role, value in rss_by_role.items():
+            self.peak_rss_by_role[role] = max(self.peak_rss_by_role.get(role, 0.0), value)
         self.samples += 1
+
+    def cpu_by_role(self, before: dict[int, float]) -> dict[str, float]:
+        """CPU seconds since ``before`` per role: driver, each actor pool, task workers, the Ray
+        node's own daemons, and the excluded processes (the S3 server), which cost wall time on
+        the same cores although they are not part of the crawl's bill."""
+        totals: dict[str, float] = {}
+        for pid, seconds in self.cpu_s.items():
+            role = self.role.get(pid, "other")
+            totals[role] = totals.get(role, 0.0) + seconds - before.get(pid, 0.0)
+        processes: dict[str, int] = {}
+        for pid in self.cpu_s:
+            role = self.role.get(pid, "other")
+            processes[role] = processes.get(role, 0) + 1
+        return {f"{role} ({processes[role]} proc)": round(seconds, 1)
+                for role, seconds in sorted(totals.items(), key=lambda kv: -kv[1])}
 
     def _run(self) -> None:
         while not self._stop.is_set():
+            started = time.thread_time()
             try:
                 self.sample()
             except Exception as exc:  # a sampling hiccup must not kill the benchmark
                 log.debug("memory sample failed: %s", exc)
+            self.own_cpu_s += time.thread_time() - started
             self._stop.wait(self.interval_s)
+
+
+def _role(name: str, cmdline: str, previous: str | None) -> str:
+    # A task worker's process title follows the task it runs; an actor's names its class for life
+    # (its title changes again as it shuts down: keep the first name).
+    if previous and previous.startswith("actor:"):
+        return previous
+    if "MapWorker(" in name:
+        return "actor:" + name.split("MapWorker(", 1)[1].split(")")[0] + ")"
+    if name.startswith("ray::_"):  # Ray Data's own actors (_StatsActor, ...), named for life
+        return "actor:" + name[5:].split(".")[0]
+    if name.startswith("ray::") or "default_worker" in cmdline:
+        return previous if previous and previous.startswith("actor:") else "ray task workers"
+    return "ray daemon:" + name
 
 
 # ---- Ray Data stats ---------------------------------------------------------------------------
@@ -260,14 +319,16 @@ def run_pipeline(config, s3_pid: int) -> dict:
         cpu_before = dict(sampler.cpu_s)
         result = run_crawl(config)
         sampler.sample()
-    cpu_s = sum(v - cpu_before.get(pid, 0.0) for pid, v in sampler.cpu_s.items())
+    by_role = sampler.cpu_by_role(cpu_before)
+    cpu_s = sum(v - cpu_before.get(pid, 0.0) for pid, v in sampler.cpu_s.items() if pid not in sampler.exclude)
     summary = summarise(result.output, result.seconds, result.inputs, config.storage)
     log.info("Ray Data stats:\n%s", result.stats)
     return {"seconds": result.seconds, "inputs": result.inputs, "images_in_output": summary["images_in_output"],
             "faces": summary["faces"], "identified_faces": summary["identified_faces"],
             "no_face_images": summary["no_face_images"], "error_images": summary["error_images"],
             "memory": {k: round(v, 1) for k, v in sampler.peak.items()}, "memory_samples": sampler.samples,
-            "cpu_s": round(cpu_s, 1),
+            "cpu_s": round(cpu_s, 1), "cpu_s_by_role": by_role, "sampler_cpu_s": round(sampler.own_cpu_s, 1),
+            "peak_rss_mb_by_role": {k: round(v) for k, v in sorted(sampler.peak_rss_by_role.items(), key=lambda kv: -kv[1])},
             "stages": stage_times(result.stats)}
 
 
@@ -345,6 +406,8 @@ def image_benchmark(args) -> dict:
         # Workers inherit the S3 endpoint exported by the server: start Ray after it.
         init_ray(num_cpus=args.num_cpus, object_store_mb=args.object_store_mb)
         _apply_data_context(args)
+        import ray
+
         runs = []
         for repeat in range(args.repeat):
             config = CrawlConfig(input=corpus_uri, gallery=gallery_uri, output=f"s3://bench/out-{repeat}",
@@ -352,11 +415,13 @@ def image_benchmark(args) -> dict:
                                  storage=server.storage(), forgery=ForgeryConfig(enabled=args.forgery),
                                  **({"shard_size": args.shard_size} if args.shard_size else {}))
             pipeline = run_pipeline(config, server.process.pid)
+            if args.timeline:
+                # Chrome trace of every task and actor method (chrome://tracing, Perfetto).
+                ray.timeline(filename=args.timeline.replace(".json", f"-{repeat}.json"))
             raw = run_raw(config, corpus_files, "bench/corpus/", args.raw_batch_size)
             runs.append({"pipeline": pipeline, "raw": raw})
             log.info("run %d: pipeline %.1f s, raw %.1f s", repeat, pipeline["seconds"], raw["seconds"])
             print(json.dumps({"run": repeat, **runs[-1]}), flush=True)
-        import ray
 
         cluster = ray.cluster_resources()
         ray.shutdown()
@@ -393,6 +458,10 @@ def image_benchmark(args) -> dict:
         "peak_workers_rss_mb": round(max(r["pipeline"]["memory"]["workers_rss_mb"] for r in runs), 1),
         "peak_object_store_mb": round(max(r["pipeline"]["memory"]["object_store_used_mb"] for r in runs), 1),
         "stages": last["stages"],
+        "pipeline_cpu_s_by_role": last["cpu_s_by_role"],
+        # The sampler runs in the driver: its CPU is in the crawl's figures, it is not the crawl's.
+        "sampler_cpu_s": last["sampler_cpu_s"],
+        "peak_rss_mb_by_role": last["peak_rss_mb_by_role"],
         "load_average": [round(x, 2) for x in os.getloadavg()],
     }
 
@@ -512,12 +581,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                                                               str(Path(tempfile.gettempdir()) / "vipwatch-bench")))
     parser.add_argument("--gallery-per-identity", type=int, default=20)
     parser.add_argument("--num-cpus", type=int, default=None, help="CPUs of the local Ray node (default: all)")
-    parser.add_argument("--object-store-mb", type=int, default=1024)
+    parser.add_argument("--object-store-mb", type=int, default=None,
+                        help="object store of the local Ray node (default: the crawl's, VIPWATCH_OBJECT_STORE_MB or 2048)")
     parser.add_argument("--raw-batch-size", type=int, default=16)
     parser.add_argument("--ray-worker-niceness", type=int, default=os.nice(0),
                         help="nice value of the Ray workers (Ray's default is 15); default: this process's")
     parser.add_argument("--forgery", action="store_true",
                         help="include the forgery stage (both sides); default: the face chain only")
+    parser.add_argument("--timeline", default=None, help="write Ray's task timeline (Chrome trace JSON) here")
     tuning = parser.add_argument_group("tuning (default: vipwatch.config.RayResources)")
     tuning.add_argument("--batch-size", type=int, default=None)
     tuning.add_argument("--actors", type=int, default=None)

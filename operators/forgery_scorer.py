@@ -79,9 +79,14 @@ class ForgeryScorer:
         inner = embeddings_of(self.gallery.references, INNER_COLUMN)
         owner = np.asarray(self.gallery.references.column("identity_id").to_pylist())
         order = np.asarray(list(self.references.row_of))
-        similarity = inner @ self.references.inner_centroid.T
-        similarity[owner[:, None] == order[None, :]] = -np.inf
-        impostor = similarity.max(axis=1)
+        # Probe rows and blocks as in index.calibration: bounded time and memory on large galleries.
+        probes = calibration.probe_rows(len(inner))
+        impostor = np.empty(len(probes), dtype=np.float32)
+        for start in range(0, len(probes), calibration.BLOCK_ROWS):
+            rows = probes[start:start + calibration.BLOCK_ROWS]
+            similarity = inner[rows] @ self.references.inner_centroid.T
+            similarity[owner[rows, None] == order[None, :]] = -np.inf
+            impostor[start:start + len(rows)] = similarity.max(axis=1)
         impostor = impostor[np.isfinite(impostor)]
         return float(np.quantile(impostor, 1.0 - self.config.weak_match_fpir)) if len(impostor) else math.inf
 

@@ -53,3 +53,20 @@ def test_block_wise_scores_equal_the_dense_matrix(monkeypatch):
         monkeypatch.setattr(calibration, "BLOCK_ROWS", block)
         np.testing.assert_allclose(calibration.best_other_identity_scores(embeddings, identities), other_expected, atol=1e-6)
         np.testing.assert_allclose(calibration.best_same_identity_scores(embeddings, identities), same_expected, atol=1e-6)
+
+
+def test_large_galleries_are_scored_on_a_fixed_sample_of_probes():
+    """Above max_probes the scores are those of a deterministic sample of rows, each one exactly
+    its row's dense score: the cost is probes x N, and the same gallery gives the same threshold."""
+    rng = np.random.default_rng(2)
+    embeddings = rng.normal(size=(500, 16)).astype(np.float32)
+    embeddings /= np.linalg.norm(embeddings, axis=1, keepdims=True)
+    identities = rng.integers(0, 9, 500).astype(str)
+    everything = calibration.best_other_identity_scores(embeddings, identities)
+    sampled = calibration.best_other_identity_scores(embeddings, identities, max_probes=120)
+    rows = calibration.probe_rows(500, 120)
+    assert len(sampled) == len(rows) == 120 and len(set(rows.tolist())) == 120
+    np.testing.assert_allclose(sampled, everything[rows], atol=1e-6)
+    np.testing.assert_array_equal(rows, calibration.probe_rows(500, 120))
+    genuine = calibration.best_same_identity_scores(embeddings, identities, max_probes=120)
+    np.testing.assert_allclose(genuine, calibration.best_same_identity_scores(embeddings, identities)[rows], atol=1e-6)

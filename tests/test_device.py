@@ -81,7 +81,7 @@ def test_crawl_command_line_reaches_the_actor_spec():
 def test_analyzer_cpus_leave_room_for_read_and_decode_tasks():
     resources = RayResources(analyzer_actors=2, analyzer_num_cpus=1.0)
     stages = stages_by_name(resources, cluster_cpus=2.0)
-    tasks = resources.read_num_cpus + resources.decode_num_cpus + resources.write_num_cpus
+    tasks = resources.read_num_cpus + resources.decode_num_cpus * resources.decode_actors + resources.write_num_cpus
     reserved = stages["analyze"].num_cpus * stages["analyze"].actors + stages["match"].num_cpus
     assert reserved + tasks <= 2.0
 

@@ -40,6 +40,9 @@ class ModelPackConfig(BaseModel):
     embedder_file: Optional[str] = None
     det_size: int = 640
     det_threshold: float = 0.5
+    # Faces per recogniser call. A batch of crowd photos can hold hundreds of faces, and one
+    # onnxruntime run over all of them grows its memory arena to that size for the actor's life.
+    embed_batch_size: int = 64
     min_face_px: int = 20
     # dlib HOG: upsampling finds smaller faces at ~3x the cost.
     dlib_upsample: int = 1
@@ -65,7 +68,10 @@ class MatchConfig(BaseModel):
 class RayResources(BaseModel):
     """Actor pool sizing. Fractional CPUs keep read/decode tasks schedulable on small nodes."""
 
-    batch_size: int = 16
+    # Images per FaceAnalyzer call. jobs.benchmark --images 2000: ratio 0.84 at 16, 0.887 at 32
+    # (half the tasks, larger recogniser batches); the analyzer's blocks double (object store
+    # peak 403 -> 594 MB of 2 GiB).
+    batch_size: int = 32
     analyzer_actors: int = 1
     analyzer_num_cpus: float = 1.0
     analyzer_num_gpus: float = 0.0
@@ -76,6 +82,11 @@ class RayResources(BaseModel):
     # +1.8 GB RSS (README "Performance").
     analyzer_threads: int = 2
     matcher_num_cpus: float = 0.25
+    # Decode runs in its own CPU actor pool of this size (0: as Ray tasks). Tasks on a small node
+    # churn worker processes, each paying ~2 s of imports (jobs.benchmark cpu_s_by_role).
+    decode_actors: int = 1
+    # Input files per read task: fewer, larger read tasks.
+    files_per_read_task: int = 16
     # Tasks: read, decode and write must fit beside the actors, or the job hangs.
     read_num_cpus: float = 0.25
     decode_num_cpus: float = 0.25
@@ -118,8 +129,12 @@ class CrawlConfig(FaceChainSettings):
     gallery: str
     output: str
     job_id: Optional[str] = None
-    # Inputs per committed shard (vipwatch/shards.py): the unit redone after an interruption.
-    shard_size: int = 1000
+    # Inputs per committed shard (vipwatch/shards.py): the unit redone after an interruption, and
+    # one Ray Data execution each, whose actor pools start afresh (~10 s on the 2-core machine:
+    # worker imports, model and gallery loads). jobs.benchmark --images 2000: crawl/raw 0.446 in
+    # shards of 1,000 vs 0.87 in one shard. A shard should take minutes: 10,000 is ~15 min at the
+    # 2-core rate; a GPU node, ~30x faster, wants 100,000 or more (README "Performance").
+    shard_size: int = 10_000
     aligned: bool = False
 
 

@@ -1,7 +1,7 @@
 """The crawl as a Ray Data pipeline:
 
-    read_binary_files (object storage) -> ImageDecoder (CPU tasks)
-      -> FaceAnalyzer (actor pool; GPU when present) -> GalleryMatcher (actor pool)
+    read_binary_files (object storage) -> ImageDecoder (CPU actor pool; Ray Data fuses the read
+      into it) -> FaceAnalyzer (actor pool; GPU when present) -> GalleryMatcher (actor pool)
       -> [ForgeryScorer] -> write_parquet
 
 Streaming: blocks flow through every stage at once, so memory stays bounded by the
@@ -57,7 +57,7 @@ def pool_sizes(config: CrawlConfig, cluster_cpus: float) -> dict:
     """Actor pool sizing from the cluster's resources: never reserve every CPU, or the read and
     decode tasks starve and the job hangs."""
     res = config.resources
-    tasks = res.read_num_cpus + res.decode_num_cpus + res.write_num_cpus
+    tasks = res.read_num_cpus + res.decode_num_cpus * max(1, res.decode_actors) + res.write_num_cpus
     forgery_cpus = config.forgery.num_cpus if config.forgery.enabled else 0.0
     free_for_analyzers = cluster_cpus - res.matcher_num_cpus - forgery_cpus - tasks
     actors = max(1, res.analyzer_actors)
@@ -155,10 +155,18 @@ def build_dataset(config: CrawlConfig, uris: list[str], alerts_dir: str | None =
     res = config.resources
 
     dataset = ray.data.read_binary_files(paths, filesystem=filesystem, include_paths=True,
-                                         ignore_missing_paths=False,
-                                         num_cpus=res.read_num_cpus)
-    dataset = dataset.map_batches(ImageDecoder(config.decode, uri_prefix), batch_format="pyarrow",
-                                  batch_size=8, num_cpus=res.decode_num_cpus)
+                                         ignore_missing_paths=False, num_cpus=res.read_num_cpus,
+                                         override_num_blocks=max(1, -(-len(paths) // res.files_per_read_task)))
+    if res.decode_actors > 0:
+        # batch_size=None: one read block per call, which lets Ray Data fuse the read into the
+        # decode actors (a batch size would stop that fusion).
+        dataset = dataset.map_batches(ImageDecoder, batch_format="pyarrow", batch_size=None,
+                                      fn_constructor_kwargs={"config": config.decode, "uri_prefix": uri_prefix},
+                                      compute=ray.data.ActorPoolStrategy(size=res.decode_actors),
+                                      num_cpus=res.decode_num_cpus)
+    else:
+        dataset = dataset.map_batches(ImageDecoder(config.decode, uri_prefix), batch_format="pyarrow",
+                                      batch_size=8, num_cpus=res.decode_num_cpus)
     for stage in face_stages(config, cluster_cpus()):
         dataset = dataset.map_batches(stage.operator, batch_format="pyarrow", batch_size=stage.batch_size,
                                       fn_constructor_kwargs=stage.kwargs,

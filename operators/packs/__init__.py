@@ -38,4 +38,4 @@ def load_model_pack(config: ModelPackConfig, storage_config: StorageConfig | Non
     return OnnxPack(local_pack_dir(spec, storage_config), detector=config.detector,
                     detector_file=config.detector_file, embedder_file=config.embedder_file,
                     det_size=config.det_size, det_threshold=config.det_threshold,
-                    device=config.device, threads=threads)
+                    device=config.device, threads=threads, embed_batch_size=config.embed_batch_size)

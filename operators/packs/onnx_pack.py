@@ -21,6 +21,10 @@ def _session_options(threads: int) -> onnxruntime.SessionOptions:
     options = onnxruntime.SessionOptions()
     if threads > 0:
         options.intra_op_num_threads = threads
+        # A pinned thread count means the session shares its cores with other stages (a Ray
+        # actor beside decode and read): idle intra-op threads must sleep, not spin, or they
+        # burn the CPU those stages need.
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     return options
 
 
@@ -43,7 +47,8 @@ class OnnxPack(ModelPack):
 
     def __init__(self, pack_dir: str, detector: str = "auto", detector_file: Optional[str] = None,
                  embedder_file: Optional[str] = None, det_size: int = 640, det_threshold: float = 0.5,
-                 device: str = "auto", threads: int = 0):
+                 device: str = "auto", threads: int = 0, embed_batch_size: int = 64):
+        self.embed_batch_size = max(1, embed_batch_size)
         directory = Path(pack_dir)
         if not directory.is_dir():
             raise FileNotFoundError(f"ONNX model pack directory not found: {pack_dir}")
@@ -98,4 +103,6 @@ class OnnxPack(ModelPack):
             return np.zeros((0, self.embedding_dim), dtype=np.float32)
         # model_zoo recognisers take BGR (they swap to RGB inside blobFromImages).
         crops_bgr = [cv2.cvtColor(np.ascontiguousarray(face), cv2.COLOR_RGB2BGR) for face in aligned_faces]
-        return l2_normalise(self.recogniser.get_feat(crops_bgr))
+        step = self.embed_batch_size
+        return l2_normalise(np.concatenate([self.recogniser.get_feat(crops_bgr[start:start + step])
+                                            for start in range(0, len(crops_bgr), step)]))
