@@ -77,15 +77,16 @@ class RayResources(BaseModel):
     analyzer_num_gpus: float = 0.0
     # onnxruntime intra-op threads per analyzer actor (0 = one per whole CPU the actor reserves).
     # 2, not 1: the actor reserves 1.0 CPU so that read/decode tasks stay schedulable, but its
-    # second thread uses the core whenever decode idles. jobs.benchmark, 300 images, 2 cores:
-    # pipeline/raw 0.91 with 2 threads vs 0.37 with 1 thread; 2 actors x 1 thread gave 0.67 at
-    # +1.8 GB RSS (README "Performance").
+    # second thread uses the core whenever decode idles (its threads sleep rather than spin,
+    # operators/packs/onnx_pack.py). jobs.benchmark --images 1000: 1 actor x 2 threads 0.823 vs
+    # 2 actors x 1 thread 0.687 at +1.6 GB RSS (README "Performance").
     analyzer_threads: int = 2
     matcher_num_cpus: float = 0.25
     # Decode runs in its own CPU actor pool of this size (0: as Ray tasks). Tasks on a small node
     # churn worker processes, each paying ~2 s of imports (jobs.benchmark cpu_s_by_role).
     decode_actors: int = 1
-    # Input files per read task: fewer, larger read tasks.
+    # Input files per read task (one read block, decoded in one call: the read is fused into the
+    # decode actors).
     files_per_read_task: int = 16
     # Tasks: read, decode and write must fit beside the actors, or the job hangs.
     read_num_cpus: float = 0.25
