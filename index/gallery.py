@@ -88,6 +88,10 @@ class Gallery:
     identities: pa.Table
     index: object = field(repr=False)
     _search_index: object = field(default=None, repr=False)
+    # Reference row -> identity and the largest reference count, read from the tables once per
+    # gallery rather than on every matcher batch (a Python list of every reference each time).
+    _owner: object = field(default=None, repr=False)
+    _max_references: int = field(default=0, repr=False)
 
     # ---- construction -------------------------------------------------------------------
     @classmethod
@@ -113,7 +117,7 @@ class Gallery:
         # Open-set threshold: impostors are held-out identities (each enrolled identity scored
         # against the others) plus any distractor faces given.
         impostor = calibration.best_other_identity_scores(embeddings, identity_ids)
-        probes = len(calibration.probe_rows(len(embeddings)))
+        probes = min(len(embeddings), calibration.MAX_PROBES)
         impostor_source = ("leave-one-identity-out over the references" if probes == len(embeddings) else
                            f"leave-one-identity-out over {probes} sampled references")
         if impostor_embeddings is not None and len(impostor_embeddings):
@@ -222,10 +226,11 @@ class Gallery:
             return []
         if self._search_index is None:
             self._search_index = faiss_index.to_search_device(self.index)
-        per_identity = int(max(self.identities.column("reference_count").to_pylist()))
-        neighbours = min(self.index.ntotal, top_k * per_identity)
+            self._owner = np.asarray(self.references.column("identity_id").to_pylist())
+            self._max_references = int(max(self.identities.column("reference_count").to_pylist()))
+        neighbours = min(self.index.ntotal, top_k * self._max_references)
         scores, ids = self._search_index.search(np.ascontiguousarray(embeddings, dtype=np.float32), neighbours)
-        owner = np.asarray(self.references.column("identity_id").to_pylist())
+        owner = self._owner
         results = []
         for row_scores, row_ids in zip(scores, ids):
             best: dict[str, float] = {}

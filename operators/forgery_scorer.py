@@ -58,6 +58,11 @@ class ForgeryScorer:
             parts.append(f"identity={REGIONS_VERSION}/{self.pack.embedder_id}")
         self.model_version = ";".join(parts)
 
+    def gallery_independent_parts(self) -> dict:
+        """Constructor arguments that do not depend on the gallery: a gallery swap (Serve) builds
+        the new scorer with these instead of loading the models again."""
+        return {"pack": self.pack, "detectors": self.detectors, "fusion": self.fusion}
+
     def _weak_match_floor(self) -> float:
         """The impostor best-score quantile at weak_match_fpir (leave-one-identity-out over the
         references), never above the match threshold."""
@@ -79,14 +84,8 @@ class ForgeryScorer:
         inner = embeddings_of(self.gallery.references, INNER_COLUMN)
         owner = np.asarray(self.gallery.references.column("identity_id").to_pylist())
         order = np.asarray(list(self.references.row_of))
-        # Probe rows and blocks as in index.calibration: bounded time and memory on large galleries.
-        probes = calibration.probe_rows(len(inner))
-        impostor = np.empty(len(probes), dtype=np.float32)
-        for start in range(0, len(probes), calibration.BLOCK_ROWS):
-            rows = probes[start:start + calibration.BLOCK_ROWS]
-            similarity = inner[rows] @ self.references.inner_centroid.T
-            similarity[owner[rows, None] == order[None, :]] = -np.inf
-            impostor[start:start + len(rows)] = similarity.max(axis=1)
+        impostor = calibration.best_other_identity_scores(inner, owner, targets=self.references.inner_centroid,
+                                                          target_ids=order)
         impostor = impostor[np.isfinite(impostor)]
         return float(np.quantile(impostor, 1.0 - self.config.weak_match_fpir)) if len(impostor) else math.inf
 

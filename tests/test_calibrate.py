@@ -42,6 +42,11 @@ def test_fusion_is_monotone_bounded_and_thresholded(signal_frame, tmp_path):
         assert np.all(np.diff(values) >= 0) or np.all(np.diff(values) <= 0), feature
     # Identity deficit must push towards "fake" on real data.
     assert vip.coef[vip.features.index("identity_deficit")] > 0 or vip.coef[vip.features.index("inner_whole_gap")] > 0
+    # The bound and monotonicity above hold for any logistic head; what the fit must learn is the
+    # direction: a face less like its VIP's references scores as more likely fake.
+    low, high = rows["identity_deficit"].quantile([0.1, 0.9])
+    median = rows[vip.features].median().to_dict()
+    assert vip.predict([{**median, "identity_deficit": high}])[0] > vip.predict([{**median, "identity_deficit": low}])[0]
     fusion.save(str(tmp_path / "fusion.json"))
     again = FusionModel.load(str(tmp_path / "fusion.json"))
     assert again.version == fusion.version and np.allclose(again.head(True).predict(rows[vip.features].to_dict("records")), p)

@@ -53,6 +53,10 @@ def test_block_wise_scores_equal_the_dense_matrix(monkeypatch):
         monkeypatch.setattr(calibration, "BLOCK_ROWS", block)
         np.testing.assert_allclose(calibration.best_other_identity_scores(embeddings, identities), other_expected, atol=1e-6)
         np.testing.assert_allclose(calibration.best_same_identity_scores(embeddings, identities), same_expected, atol=1e-6)
+    # The element cap (large galleries) shrinks blocks further: 1,500 similarities = 5 rows of 300.
+    monkeypatch.setattr(calibration, "BLOCK_ELEMENTS", 1500)
+    np.testing.assert_allclose(calibration.best_other_identity_scores(embeddings, identities), other_expected, atol=1e-6)
+    np.testing.assert_allclose(calibration.best_same_identity_scores(embeddings, identities), same_expected, atol=1e-6)
 
 
 def test_large_galleries_are_scored_on_a_fixed_sample_of_probes():
@@ -70,3 +74,17 @@ def test_large_galleries_are_scored_on_a_fixed_sample_of_probes():
     np.testing.assert_array_equal(rows, calibration.probe_rows(500, 120))
     genuine = calibration.best_same_identity_scores(embeddings, identities, max_probes=120)
     np.testing.assert_allclose(genuine, calibration.best_same_identity_scores(embeddings, identities)[rows], atol=1e-6)
+
+
+def test_impostor_scores_against_other_targets():
+    """Probes scored against per-identity centroids (the forgery scorer's inner-face floor): the
+    best cosine to a centroid of another identity, block-wise equal to the dense result."""
+    rng = np.random.default_rng(3)
+    embeddings = rng.normal(size=(200, 16)).astype(np.float32)
+    identities = rng.integers(0, 6, 200).astype(str)
+    owners = np.array([str(i) for i in range(6)])
+    centroids = rng.normal(size=(6, 16)).astype(np.float32)
+    dense = embeddings @ centroids.T
+    expected = np.where(identities[:, None] == owners[None, :], -np.inf, dense).max(axis=1)
+    scores = calibration.best_other_identity_scores(embeddings, identities, targets=centroids, target_ids=owners)
+    np.testing.assert_allclose(scores, expected, atol=1e-6)

@@ -65,10 +65,9 @@ class Shard:
 class ShardedJob:
     """One crawl job's output directory: which shards exist, which are done, committing them."""
 
-    def __init__(self, job_uri: str, input_uri: str, shards: list[Shard], resumed: bool,
+    def __init__(self, job_uri: str, shards: list[Shard], resumed: bool,
                  storage_config: Optional[StorageConfig] = None):
         self.uri = job_uri
-        self.input_uri = input_uri
         self.shards = shards
         self.resumed = resumed
         self.storage = storage_config
@@ -95,7 +94,7 @@ class ShardedJob:
             if sum(len(s.uris) for s in shards) != meta["inputs"]:
                 raise ValueError(f"job {job_id}: {INPUTS_FILE} holds {sum(len(s.uris) for s in shards)} inputs, "
                                  f"{JOB_FILE} says {meta['inputs']}: the job directory is damaged")
-            return cls(job_uri, input_uri, shards, resumed=True, storage_config=storage_config)
+            return cls(job_uri, shards, resumed=True, storage_config=storage_config)
         uris = list_inputs()
         if not uris:
             raise ValueError(f"no input files at {input_uri}")
@@ -109,7 +108,7 @@ class ShardedJob:
             "job_id": job_id, "input": input_uri, "shard_size": shard_size,
             "inputs": sum(len(s.uris) for s in shards), "shards": len(shards),
             "created_at": datetime.now(timezone.utc).isoformat()}, indent=2).encode(), storage_config)
-        return cls(job_uri, input_uri, shards, resumed=False, storage_config=storage_config)
+        return cls(job_uri, shards, resumed=False, storage_config=storage_config)
 
     # ---- state --------------------------------------------------------------------------
     @property
@@ -148,9 +147,6 @@ class ShardedJob:
 
     def finish(self) -> None:
         storage.write_bytes(storage.join(self.uri, SUCCESS_FILE), b"", self.storage)
-
-    def is_complete(self) -> bool:
-        return storage.exists(storage.join(self.uri, SUCCESS_FILE), self.storage)
 
 
 def deterministic_filenames(shard: Shard):

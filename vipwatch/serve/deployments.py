@@ -22,7 +22,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from ray import serve
 
-from index.gallery import GalleryError, embeddings_of
+from index.gallery import embeddings_of
 from vipwatch.serve.batching import call_batched
 
 # Versions kept per stage: the current one and the one before, for requests still in flight.
@@ -83,12 +83,13 @@ class StageRunner:
     async def prepare_gallery(self, gallery_uri: str) -> dict:
         """Build the operator for another gallery beside the current one (hashes checked)."""
         try:
-            candidate = await asyncio.to_thread(self.operator_class, **{**self.kwargs, "gallery_uri": gallery_uri})
-            new, old = candidate.gallery.manifest, self.current.gallery.manifest
-            if (new["embedder_id"], new["embedding_dim"]) != (old["embedder_id"], old["embedding_dim"]):
-                raise GalleryError(f"gallery {new['gallery_version']} was built with embedder {new['embedder_id']} "
-                                   f"({new['embedding_dim']}-d); this app embeds with {old['embedder_id']} "
-                                   f"({old['embedding_dim']}-d)")
+            # Only the gallery changes: models the operator holds apart from it are handed over,
+            # not loaded a second time beside the current ones.
+            models = self.current.gallery_independent_parts() if hasattr(self.current, "gallery_independent_parts") else {}
+            candidate = await asyncio.to_thread(self.operator_class,
+                                                **{**self.kwargs, "gallery_uri": gallery_uri, **models})
+            old = self.current.gallery.manifest
+            candidate.gallery.check_compatible(old["embedder_id"], old["embedding_dim"])
         except Exception as exc:  # any failure keeps the current gallery; the caller reports it
             self.prepared = None
             return {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
