@@ -147,14 +147,15 @@ def cached_corpus(count: int, cache_root: Path, shared: Path, pack, seed: int) -
 
 class MemorySampler:
     """Samples this process, its descendants (the local Ray node: GCS, raylet, workers) and the
-    object store while the crawl runs. Processes in ``exclude`` (the S3 server) are not counted."""
+    object store while the crawl runs. Processes in ``exclude`` ({pid: label}, the S3 server) are
+    not counted in the crawl's figures; their CPU is reported under their label."""
 
-    def __init__(self, interval_s: float = 0.5, exclude: tuple[int, ...] = ()):
+    def __init__(self, interval_s: float = 1.0, exclude: dict[int, str] | None = None):
         import psutil
 
         self._psutil = psutil
         self.interval_s = interval_s
-        self.exclude = set(exclude)
+        self.exclude = dict(exclude or {})
         self.peak = {"driver_rss_mb": 0.0, "workers_rss_mb": 0.0, "ray_node_rss_mb": 0.0,
                      "total_rss_mb": 0.0, "total_private_mb": 0.0, "object_store_used_mb": 0.0}
         self.samples = 0
@@ -163,6 +164,8 @@ class MemorySampler:
         self.cpu_s: dict[int, float] = {}
         # Last name seen per process, to split CPU seconds by role (cpu_by_role).
         self.role: dict[int, str] = {}
+        # Every process title seen per process (a task worker's title follows its task).
+        self.titles: dict[int, set] = {}
         self.cmdlines: dict[int, str] = {}
         self.peak_rss_by_role: dict[str, float] = {}
         # CPU seconds spent by the sampler thread itself (part of the driver's figure).
@@ -195,12 +198,11 @@ class MemorySampler:
         times = me.cpu_times()
         self.cpu_s[me.pid] = times.user + times.system
         self.role[me.pid] = "driver"
-        for pid in self.exclude:
+        for pid, label in self.exclude.items():
             try:
-                excluded = psutil.Process(pid)
-                times = excluded.cpu_times()
+                times = psutil.Process(pid).cpu_times()
                 self.cpu_s[pid] = times.user + times.system
-                self.role[pid] = "excluded:" + excluded.name()
+                self.role[pid] = "excluded:" + label
             except psutil.Error:
                 pass
         workers = node = private = 0.0
@@ -220,6 +222,7 @@ class MemorySampler:
             except psutil.Error:
                 continue
             self.cpu_s[child.pid] = times.user + times.system
+            self.titles.setdefault(child.pid, set()).add(name)
             self.role[child.pid] = _role(name, cmdline, self.role.get(child.pid))
             node += info.rss
             private += info.rss - info.shared
@@ -314,12 +317,17 @@ def run_pipeline(config, s3_pid: int) -> dict:
     from vipwatch.pipeline import run_crawl
     from vipwatch.summary import summarise
 
-    with MemorySampler(exclude=(s3_pid,)) as sampler:
+    with MemorySampler(exclude={s3_pid: "S3 server"}) as sampler:
         sampler.sample()
         cpu_before = dict(sampler.cpu_s)
         result = run_crawl(config)
         sampler.sample()
     by_role = sampler.cpu_by_role(cpu_before)
+    # Task workers one by one: which tasks each ran (its titles) and what it cost.
+    task_workers = sorted(({"cpu_s": round(sampler.cpu_s[pid] - cpu_before.get(pid, 0.0), 1),
+                            "titles": sorted(sampler.titles.get(pid, ()))}
+                           for pid, role in sampler.role.items() if role == "ray task workers"),
+                          key=lambda worker: -worker["cpu_s"])
     cpu_s = sum(v - cpu_before.get(pid, 0.0) for pid, v in sampler.cpu_s.items() if pid not in sampler.exclude)
     summary = summarise(result.output, result.seconds, result.inputs, config.storage)
     log.info("Ray Data stats:\n%s", result.stats)
@@ -327,7 +335,7 @@ def run_pipeline(config, s3_pid: int) -> dict:
             "faces": summary["faces"], "identified_faces": summary["identified_faces"],
             "no_face_images": summary["no_face_images"], "error_images": summary["error_images"],
             "memory": {k: round(v, 1) for k, v in sampler.peak.items()}, "memory_samples": sampler.samples,
-            "cpu_s": round(cpu_s, 1), "cpu_s_by_role": by_role, "sampler_cpu_s": round(sampler.own_cpu_s, 1),
+            "cpu_s": round(cpu_s, 1), "cpu_s_by_role": by_role, "task_workers": task_workers, "sampler_cpu_s": round(sampler.own_cpu_s, 1),
             "peak_rss_mb_by_role": {k: round(v) for k, v in sorted(sampler.peak_rss_by_role.items(), key=lambda kv: -kv[1])},
             "stages": stage_times(result.stats)}
 
@@ -377,6 +385,7 @@ def image_benchmark(args) -> dict:
     from vipwatch.cli import model_config
     from vipwatch.config import SHARED_DIR, CrawlConfig, ForgeryConfig, RayResources
     from vipwatch.ray_cluster import init_ray
+    from vipwatch.pipeline import run_crawl
     from vipwatch.s3server import LocalS3Server
 
     model = model_config(args)
@@ -408,6 +417,22 @@ def image_benchmark(args) -> dict:
         _apply_data_context(args)
         import ray
 
+        warmup = None
+        if args.warmup_images > 0:
+            # A scheduled crawl is submitted to a running cluster, where Ray Data's detached
+            # actors (_StatsActor, _AutoscalingCoordinatorActor, ActorLocationTracker) and idle
+            # worker processes are already up. A short crawl first gives the measured one that
+            # cluster; its own time is reported (the cold-cluster figure: --warmup-images 0).
+            manifest = "s3://bench/warmup-inputs.txt"
+            storage.write_bytes(manifest, "\n".join(f"{corpus_uri}/{p.name}" for p in
+                                                    corpus_files[:args.warmup_images]).encode(), server.storage())
+            warm_config = CrawlConfig(input=manifest, gallery=gallery_uri, output="s3://bench/warmup-out",
+                                      job_id="warmup", model=model, resources=resources, storage=server.storage(),
+                                      forgery=ForgeryConfig(enabled=args.forgery))
+            warm = run_crawl(warm_config)
+            warmup = {"images": warm.inputs, "seconds": round(warm.seconds, 1)}
+            log.info("warm-up crawl: %d images in %.1f s", warm.inputs, warm.seconds)
+
         runs = []
         for repeat in range(args.repeat):
             config = CrawlConfig(input=corpus_uri, gallery=gallery_uri, output=f"s3://bench/out-{repeat}",
@@ -436,7 +461,7 @@ def image_benchmark(args) -> dict:
         "model_pack": analyzer.pack.name, "resources": resources.model_dump(), "forgery_stage": args.forgery,
         "shard_size": config.shard_size if hasattr(config, "shard_size") else None,
         "raw_operators": runs[-1]["raw"]["operators"],
-        "cluster_cpus": cluster.get("CPU"), "ray_worker_niceness": args.ray_worker_niceness, "raw_niceness": os.nice(0), "upload_s": round(upload_s, 1),
+        "warmup": warmup, "cluster_cpus": cluster.get("CPU"), "ray_worker_niceness": args.ray_worker_niceness, "raw_niceness": os.nice(0), "upload_s": round(upload_s, 1),
         "gallery_references": enrolment.gallery.manifest["reference_count"],
         "pipeline_images_per_s": round(statistics.median(pipeline_rates), 2),
         "raw_images_per_s": round(statistics.median(raw_rates), 2),
@@ -459,6 +484,7 @@ def image_benchmark(args) -> dict:
         "peak_object_store_mb": round(max(r["pipeline"]["memory"]["object_store_used_mb"] for r in runs), 1),
         "stages": last["stages"],
         "pipeline_cpu_s_by_role": last["cpu_s_by_role"],
+        "pipeline_task_workers": last["task_workers"],
         # The sampler runs in the driver: its CPU is in the crawl's figures, it is not the crawl's.
         "sampler_cpu_s": last["sampler_cpu_s"],
         "peak_rss_mb_by_role": last["peak_rss_mb_by_role"],
@@ -584,6 +610,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--object-store-mb", type=int, default=None,
                         help="object store of the local Ray node (default: the crawl's, VIPWATCH_OBJECT_STORE_MB or 2048)")
     parser.add_argument("--raw-batch-size", type=int, default=16)
+    parser.add_argument("--warmup-images", type=int, default=32,
+                        help="crawl this many images first, untimed, so the measured crawl finds a running "
+                             "cluster as a scheduled one does (0: measure a cold local cluster)")
     parser.add_argument("--ray-worker-niceness", type=int, default=os.nice(0),
                         help="nice value of the Ray workers (Ray's default is 15); default: this process's")
     parser.add_argument("--forgery", action="store_true",

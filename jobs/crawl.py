@@ -29,6 +29,9 @@ def parse_config(argv: list[str] | None = None) -> tuple[CrawlConfig, argparse.N
     parser.add_argument("--actors", type=int, default=RayResources().analyzer_actors)
     parser.add_argument("--actor-cpus", type=float, default=RayResources().analyzer_num_cpus)
     parser.add_argument("--actor-gpus", type=float, default=RayResources().analyzer_num_gpus)
+    parser.add_argument("--separate-pools", action="store_true",
+                        help="one actor pool per face stage instead of analyzer + matcher (+ CPU forgery) in one "
+                             "(e.g. a very large gallery whose search should not hold a GPU actor)")
     parser.add_argument("--json-logs", action="store_true",
                         help="one JSON object per log line on stderr (implies --no-progress)")
     parser.add_argument("--no-progress", action="store_true",
@@ -41,7 +44,8 @@ def parse_config(argv: list[str] | None = None) -> tuple[CrawlConfig, argparse.N
                          aligned=args.aligned, model=model_config(args), forgery=forgery_config(args),
                          resources=RayResources(batch_size=args.batch_size, analyzer_actors=args.actors,
                                                 analyzer_num_cpus=args.actor_cpus,
-                                                analyzer_num_gpus=args.actor_gpus))
+                                                analyzer_num_gpus=args.actor_gpus,
+                                                fuse_face_stages=not args.separate_pools))
     return config, args
 
 

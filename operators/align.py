@@ -13,20 +13,24 @@ from vipwatch.schema import ALIGNED_SIZE, CONTEXT_SIZE
 ARCFACE_TEMPLATE = np.asarray(face_align.arcface_dst, dtype=np.float32)
 
 
-def align_face(image_rgb: np.ndarray, landmarks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def align_face(image_rgb: np.ndarray, landmarks: np.ndarray,
+               context: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
     """Return the 112x112 aligned crop and a 224x224 crop with the same scale and centre,
-    i.e. twice the field of view (hair, ears, head outline) for the identity-context signal."""
+    i.e. twice the field of view (hair, ears, head outline) for the identity-context signal
+    (None when ``context`` is False)."""
     landmarks = np.asarray(landmarks, dtype=np.float32).reshape(5, 2)
     with warnings.catch_warnings():
         # scikit-image 0.26 deprecates SimilarityTransform.estimate, which face_align still calls.
         warnings.simplefilter("ignore", FutureWarning)
         matrix = face_align.estimate_norm(landmarks, ALIGNED_SIZE, mode="arcface")
     aligned = cv2.warpAffine(image_rgb, matrix, (ALIGNED_SIZE, ALIGNED_SIZE), borderValue=0.0)
+    if not context:
+        return aligned, None
     context_matrix = matrix.copy()
     context_matrix[:, 2] += (CONTEXT_SIZE - ALIGNED_SIZE) / 2
-    context = cv2.warpAffine(image_rgb, context_matrix, (CONTEXT_SIZE, CONTEXT_SIZE),
-                             borderMode=cv2.BORDER_REPLICATE)
-    return aligned, context
+    context_crop = cv2.warpAffine(image_rgb, context_matrix, (CONTEXT_SIZE, CONTEXT_SIZE),
+                                  borderMode=cv2.BORDER_REPLICATE)
+    return aligned, context_crop
 
 
 def crop_from_aligned_input(image_rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

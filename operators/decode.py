@@ -88,7 +88,8 @@ def _to_rgb_array(image: Image.Image) -> np.ndarray:
         rgba = image.convert("RGBA")
         background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
         return np.asarray(Image.alpha_composite(background, rgba).convert("RGB"))
-    return np.asarray(image.convert("RGB"))
+    # convert() copies even when the mode is already RGB.
+    return np.asarray(image if image.mode == "RGB" else image.convert("RGB"))
 
 
 def decode_image(data: bytes, config: DecodeConfig) -> np.ndarray:
@@ -120,9 +121,11 @@ def _apply_orientation(image: Image.Image) -> Image.Image:
     """EXIF Orientation applied, so faces stand upright for the detector. Broken EXIF is not a
     reason to lose readable pixels: the image is then used as stored."""
     try:
-        return ImageOps.exif_transpose(image)
+        # In place: without an Orientation tag, exif_transpose would return a full copy.
+        ImageOps.exif_transpose(image, in_place=True)
     except Exception:
-        return image
+        pass
+    return image
 
 
 def _unidentified_reason(data: bytes) -> str:

@@ -20,11 +20,14 @@ PASSTHROUGH = ["image_uri", "image_sha256", "status", "error", "media_type", "fr
 
 class FaceAnalyzer:
     def __init__(self, model: ModelPackConfig | None = None, aligned: bool = False, job_id: Optional[str] = None,
-                 storage: StorageConfig | None = None, pack: ModelPack | None = None, threads: int = 0):
+                 storage: StorageConfig | None = None, pack: ModelPack | None = None, threads: int = 0,
+                 context_crops: bool = True):
         self.model_config = model or ModelPackConfig()
         self.pack = pack or load_model_pack(self.model_config, storage, threads=threads)
         self.aligned = aligned
         self.job_id = job_id
+        # The 224x224 context crop feeds only the forgery stage: without it, it is not made.
+        self.context_crops = context_crops
 
     def __call__(self, batch: pa.Table | pd.DataFrame) -> pa.Table:
         if isinstance(batch, pd.DataFrame):
@@ -63,7 +66,8 @@ class FaceAnalyzer:
         if self.aligned:
             aligned, context = crop_from_aligned_input(rgb)
             landmarks = ARCFACE_TEMPLATE * np.array([width / 112.0, height / 112.0], dtype=np.float32)
-            return [_face_row(np.array([0, 0, width, height], np.float32), landmarks, 1.0, aligned, context, 1.0)]
+            return [_face_row(np.array([0, 0, width, height], np.float32), landmarks, 1.0, aligned,
+                              context if self.context_crops else None, 1.0)]
         # Boxes are reported in original pixels; the decoder may have downscaled.
         scale = float(record["image_width"]) / width
         faces = []
@@ -71,7 +75,7 @@ class FaceAnalyzer:
             box = detection.bbox
             if min(box[2] - box[0], box[3] - box[1]) < self.model_config.min_face_px:
                 continue
-            aligned, context = align_face(rgb, detection.landmarks)
+            aligned, context = align_face(rgb, detection.landmarks, context=self.context_crops)
             faces.append(_face_row(box, detection.landmarks, detection.score, aligned, context, scale))
         return faces
 
@@ -79,5 +83,6 @@ class FaceAnalyzer:
 def _face_row(box, landmarks, score, aligned, context, scale) -> dict[str, Any]:
     return {"bbox": (np.asarray(box, np.float32) * scale).tolist(),
             "landmarks": (np.asarray(landmarks, np.float32).reshape(-1) * scale).tolist(),
-            "det_score": float(score), "aligned_face": aligned.tobytes(), "context_face": context.tobytes()}
+            "det_score": float(score), "aligned_face": aligned.tobytes(),
+            "context_face": None if context is None else context.tobytes()}
 

@@ -117,3 +117,6 @@ def test_crawl_cli_parses_into_the_typed_config():
                               "--model-pack", "/models", "--aligned", "--job-id", "j1", "--actor-gpus", "1"])
     assert config.aligned and config.job_id == "j1" and config.model.pack == "/models"
     assert config.resources.analyzer_num_gpus == 1
+    assert config.resources.fuse_face_stages
+    separate, _ = parse_config(["--input", "in", "--gallery", "g", "--output", "out", "--separate-pools"])
+    assert not separate.resources.fuse_face_stages

@@ -82,6 +82,11 @@ class RayResources(BaseModel):
     # 2 actors x 1 thread 0.687 at +1.6 GB RSS (README "Performance").
     analyzer_threads: int = 2
     matcher_num_cpus: float = 0.25
+    # Consecutive face stages share one actor pool unless a stage needs GPUs of its own
+    # (pipeline.stage_pools): analyzer + matcher (+ a CPU forgery scorer) + the output projection
+    # in one process, so rows cross the object store once and without their crops. False: one
+    # pool per stage, e.g. to scale a CPU matcher apart from GPU analyzers.
+    fuse_face_stages: bool = True
     # Decode runs in its own CPU actor pool of this size (0: as Ray tasks). Tasks on a small node
     # churn worker processes, each paying ~2 s of imports (jobs.benchmark cpu_s_by_role).
     decode_actors: int = 1

@@ -1,8 +1,10 @@
 """The crawl as a Ray Data pipeline:
 
     read_binary_files (object storage) -> ImageDecoder (CPU actor pool; Ray Data fuses the read
-      into it) -> FaceAnalyzer (actor pool; GPU when present) -> GalleryMatcher (actor pool)
-      -> [ForgeryScorer] -> write_parquet
+      into it) -> FaceAnalyzer (actor pool; GPU when present) -> GalleryMatcher -> [ForgeryScorer]
+      -> output projection (+ alerts) -> write_parquet
+
+The face stages share one actor pool unless one needs GPUs of its own (`stage_pools`).
 
 Streaming: blocks flow through every stage at once, so memory stays bounded by the
 in-flight blocks, not by the input size.
@@ -91,7 +93,8 @@ def face_stages(config: CrawlConfig, cluster_cpus: float = 2.0) -> list[Stage]:
     return [
         Stage("analyze", FaceAnalyzer,
               {"model": config.model, "aligned": config.aligned, "job_id": config.job_id,
-               "storage": config.storage, "threads": res.analyzer_threads or max(1, int(sizes["analyzer_num_cpus"]))},
+               "storage": config.storage, "threads": res.analyzer_threads or max(1, int(sizes["analyzer_num_cpus"])),
+               "context_crops": config.forgery.enabled},
               batch_size=res.batch_size, num_cpus=sizes["analyzer_num_cpus"], num_gpus=res.analyzer_num_gpus,
               actors=sizes["analyzer_actors"]),
         Stage("match", GalleryMatcher,
@@ -102,6 +105,41 @@ def face_stages(config: CrawlConfig, cluster_cpus: float = 2.0) -> list[Stage]:
                  "storage": config.storage},
                 batch_size=config.forgery.batch_size, num_cpus=config.forgery.num_cpus,
                 num_gpus=config.forgery.num_gpus)] if config.forgery.enabled else [])
+
+
+@dataclass
+class Pool:
+    """Consecutive stages run by one actor pool (operators.chain.OperatorChain when several)."""
+
+    stages: list[Stage]
+    num_cpus: float
+    num_gpus: float
+
+    @property
+    def name(self) -> str:
+        return "+".join(stage.operator.__name__ for stage in self.stages)
+
+
+def stage_pools(stages: list[Stage], fuse: bool, cluster_cpus: float, reserved_cpus: float,
+                node_cpus: float | None = None) -> list[Pool]:
+    """Group stages into actor pools. Fused, a stage joins the previous pool unless it needs GPUs
+    of its own: a GPU forgery scorer keeps its pool, the CPU matcher rides with the analyzer.
+    A fused pool asks for the sum of its stages' CPUs, capped so that every actor of every pool
+    still leaves ``reserved_cpus`` (read, decode, write) free, and so that one actor fits on the
+    largest node (``node_cpus``): an actor bigger than any node is never placed and the job hangs."""
+    groups: list[list[Stage]] = []
+    for stage in stages:
+        if fuse and groups and stage.num_gpus == 0:
+            groups[-1].append(stage)
+        else:
+            groups.append([stage])
+    pools = [Pool(group, sum(s.num_cpus for s in group), sum(s.num_gpus for s in group)) for group in groups]
+    for pool in pools:
+        if len(pool.stages) > 1:
+            others = sum(p.num_cpus * p.stages[0].actors for p in pools if p is not pool)
+            room = (cluster_cpus - reserved_cpus - others) / pool.stages[0].actors
+            pool.num_cpus = max(0.25, min(pool.num_cpus, room, node_cpus or cluster_cpus))
+    return pools
 
 
 # Actor faults: Ray Data 2.60 gives every actor pool max_restarts=-1 and max_task_retries=-1
@@ -141,8 +179,9 @@ def check_gallery_matches_pack(config: CrawlConfig, gallery) -> None:
 def build_dataset(config: CrawlConfig, uris: list[str], alerts_dir: str | None = None, shard_name: str = "shard"):
     import ray
 
+    from operators.chain import chain_class
     from operators.decode import ImageDecoder
-    from vipwatch.ray_cluster import cluster_cpus
+    from vipwatch.ray_cluster import cluster_cpus, largest_node_cpus
 
     if not uris:
         raise ValueError(f"no input files at {config.input}")
@@ -167,13 +206,27 @@ def build_dataset(config: CrawlConfig, uris: list[str], alerts_dir: str | None =
     else:
         dataset = dataset.map_batches(ImageDecoder(config.decode, uri_prefix), batch_format="pyarrow",
                                       batch_size=8, num_cpus=res.decode_num_cpus)
-    for stage in face_stages(config, cluster_cpus()):
-        dataset = dataset.map_batches(stage.operator, batch_format="pyarrow", batch_size=stage.batch_size,
-                                      fn_constructor_kwargs=stage.kwargs,
-                                      compute=ray.data.ActorPoolStrategy(size=stage.actors),
-                                      num_cpus=stage.num_cpus, num_gpus=stage.num_gpus)
     # Alerts need the aligned crop, which to_output drops: the same step writes them first.
     project = to_output if alerts_dir is None else AlertProjection(alerts_dir, shard_name, config.storage)
+    total_cpus = cluster_cpus()
+    reserved = res.read_num_cpus + res.decode_num_cpus * max(1, res.decode_actors) + res.write_num_cpus
+    pools = stage_pools(face_stages(config, total_cpus), res.fuse_face_stages, total_cpus, reserved,
+                        largest_node_cpus())
+    for number, pool in enumerate(pools):
+        first = pool.stages[0]
+        steps = [(stage.operator, stage.kwargs) for stage in pool.stages]
+        if res.fuse_face_stages and number == len(pools) - 1:
+            steps.append(project)
+        if len(steps) == 1:
+            operator, kwargs = first.operator, first.kwargs
+        else:
+            operator, kwargs = chain_class(pool.name), {"steps": steps}
+        dataset = dataset.map_batches(operator, batch_format="pyarrow", batch_size=first.batch_size,
+                                      fn_constructor_kwargs=kwargs,
+                                      compute=ray.data.ActorPoolStrategy(size=first.actors),
+                                      num_cpus=pool.num_cpus, num_gpus=pool.num_gpus)
+    if res.fuse_face_stages:
+        return dataset
     return dataset.map_batches(project, batch_format="pyarrow", batch_size=None, num_cpus=res.write_num_cpus)
 
 

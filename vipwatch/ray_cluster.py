@@ -52,6 +52,14 @@ def cluster_cpus() -> float:
     return float(ray.cluster_resources().get("CPU", 1))
 
 
+def largest_node_cpus() -> float:
+    """CPUs of the biggest alive node: one actor can never ask for more than that."""
+    import ray
+
+    sizes = [float(node["Resources"].get("CPU", 0)) for node in ray.nodes() if node.get("Alive")]
+    return max(sizes, default=cluster_cpus())
+
+
 def cluster_gpus() -> float:
     import ray
 
