@@ -5,7 +5,7 @@
 
 --images: builds a crawl-like corpus of N images from ../shared/data/photos (resized to mixed
 sizes, re-encoded as JPEG / PNG / WebP, ~12% background crops with no face, ~1% truncated
-files), puts it in a local S3 server (moto_server on 127.0.0.1, started and stopped here),
+files), puts it in a local S3 server (moto's S3 on 127.0.0.1, started and stopped here),
 enrols a gallery from ../shared/data/faces_aligned, runs the Ray crawl (vipwatch.pipeline.run_crawl)
 and then the same operator objects in one plain process over the same bytes (the raw-model
 limit on the same cores), back to back. The last line printed is one JSON object.
@@ -395,7 +395,8 @@ def image_benchmark(args) -> dict:
     corpus_files = sorted(p for p in corpus_dir.iterdir() if not p.name.startswith("_"))
     resources = RayResources(**{k: v for k, v in {
         "batch_size": args.batch_size, "analyzer_actors": args.actors, "analyzer_num_cpus": args.actor_cpus,
-        "analyzer_num_gpus": args.actor_gpus, "analyzer_threads": args.threads}.items() if v is not None})
+        "analyzer_num_gpus": args.actor_gpus, "analyzer_threads": args.threads,
+        "fuse_face_stages": False if args.separate_pools else None}.items() if v is not None})
 
     with LocalS3Server() as server:
         server.create_bucket("bench")
@@ -624,6 +625,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     tuning.add_argument("--actor-cpus", type=float, default=None)
     tuning.add_argument("--actor-gpus", type=float, default=None)
     tuning.add_argument("--threads", type=int, default=None, help="onnxruntime intra-op threads per analyzer actor")
+    tuning.add_argument("--separate-pools", action="store_true", help="one actor pool per face stage (not fused)")
     tuning.add_argument("--shard-size", type=int, default=None,
                         help="inputs per committed shard (CrawlConfig.shard_size): one Ray Data run each")
     tuning.add_argument("--target-max-block-mb", type=int, default=None, help="DataContext.target_max_block_size")

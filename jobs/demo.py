@@ -1,6 +1,6 @@
 """python -m jobs.demo: the whole product on the embedded default, end to end.
 
-Starts a local S3-compatible server (moto_server on 127.0.0.1), uploads reference crops and a
+Starts a local S3-compatible server (moto's S3 on 127.0.0.1), uploads reference crops and a
 crawl corpus from ../shared (photos, two videos and a few broken files), builds a gallery with
 the default dlib pack, runs the crawl on a local Ray cluster, prints the summary, and reads the
 Parquet back with DuckDB. A copy of the results is left in ./out/demo/ for querying.

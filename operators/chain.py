@@ -8,6 +8,7 @@ Serve app still builds them one by one.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Callable, Sequence, Union
 
 # A step is (operator class, constructor kwargs), built in the worker, or a ready callable
@@ -15,11 +16,35 @@ from typing import Any, Callable, Sequence, Union
 Step = Union[tuple[type, dict], Callable[[Any], Any]]
 
 
+@dataclass(frozen=True)
+class Shared:
+    """A constructor argument that is an attribute of an operator built earlier in the same
+    chain (the matcher's gallery, the analyzer's model pack): one copy per process, however
+    many stages use it."""
+
+    operator: type
+    attribute: str
+
+
 class OperatorChain:
     def __init__(self, steps: Sequence[Step]):
         if not steps:
             raise ValueError("an operator chain needs at least one step")
-        self.operators = [step[0](**step[1]) if isinstance(step, tuple) else step for step in steps]
+        self.operators: list = []
+        for step in steps:
+            if not isinstance(step, tuple):
+                self.operators.append(step)
+                continue
+            operator, kwargs = step
+            self.operators.append(operator(**{name: self._resolve(value) for name, value in kwargs.items()}))
+
+    def _resolve(self, value):
+        if not isinstance(value, Shared):
+            return value
+        for built in self.operators:
+            if isinstance(built, value.operator):
+                return getattr(built, value.attribute)
+        raise ValueError(f"no {value.operator.__name__} before this step to share {value.attribute!r} from")
 
     def __call__(self, batch):
         for operator in self.operators:

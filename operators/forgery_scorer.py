@@ -118,7 +118,11 @@ class ForgeryScorer:
         reasons: list[list[str]] = [[] for _ in positions]
         if not positions:
             return positions, [], features, reasons
-        contexts = [_crop(c, CONTEXT_SIZE) for c in faces.column("context_face").to_pylist()]
+        raw_contexts = faces.column("context_face").to_pylist()
+        if any(raw is None for raw in raw_contexts):
+            raise ValueError("face rows without context_face: the FaceAnalyzer was built with context_crops=False, "
+                             "which only a crawl without the forgery stage may do")
+        contexts = [_crop(c, CONTEXT_SIZE) for c in raw_contexts]
         for detector in self.detectors:
             for row, value in zip(features, detector.score(contexts)):
                 row[f"artefact:{detector.name}"] = float(value)

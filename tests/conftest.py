@@ -31,7 +31,7 @@ ENROLLED_PER_IDENTITY = 10
 
 @pytest.fixture(scope="session")
 def s3_server():
-    """A moto_server process on a free loopback port; the env points boto3/pyarrow at it."""
+    """An S3 server process (moto's S3, vipwatch/s3server.py) on a free loopback port; the env points boto3/pyarrow at it."""
     from vipwatch.s3server import LocalS3Server
 
     server = LocalS3Server().start()

@@ -40,7 +40,7 @@ def test_face_stages_share_one_pool_and_the_write_gets_bare_rows(ray_cluster, ca
     receive output rows only."""
     plan = physical_plan(ray_cluster, capsys, RayResources())
     operators = [line.strip(" +-") for line in plan.splitlines() if "Operator[" in line]
-    assert operators[0] == "ActorPoolMapOperator[MapBatches(FaceAnalyzer+GalleryMatcher+ForgeryScorer)]"
+    assert operators[0] == "ActorPoolMapOperator[MapBatches(FaceAnalyzer+GalleryMatcher+ForgeryScorer+to_output)]"
     assert not any("GalleryMatcher)]" in op or "TaskPoolMapOperator" in op for op in operators)
 
 
@@ -73,8 +73,44 @@ def test_a_gpu_stage_keeps_its_own_pool_and_cpus_stay_free():
 
     # Two nodes of 1 CPU (tests/test_multinode.py): the fused actor must fit on one of them.
     default = CrawlConfig(input="in", gallery="g", output="out", model=ONNX_PACK)
-    (pool,) = stage_pools(face_stages(default, 2.0), fuse=True, cluster_cpus=2.0, reserved_cpus=0.75, node_cpus=1.0)
+    (pool,) = stage_pools(face_stages(default, 2.0), fuse=True, cluster_cpus=2.0, reserved_cpus=0.75,
+                          nodes=[(1.0, 0.0), (1.0, 0.0)])
     assert pool.num_cpus <= 1.0
+
+    # A 16-CPU head without GPUs and 4-CPU GPU nodes: the GPU pool must fit a GPU node.
+    gpu = CrawlConfig(input="in", gallery="g", output="out", model=ONNX_PACK,
+                      resources=RayResources(analyzer_num_cpus=4.0, analyzer_num_gpus=1.0))
+    pools = stage_pools(face_stages(gpu, 24.0), fuse=True, cluster_cpus=24.0, reserved_cpus=0.75,
+                        nodes=[(16.0, 0.0), (4.0, 1.0), (4.0, 1.0)])
+    assert pools[0].num_gpus == 1.0 and pools[0].num_cpus <= 4.0
+
+
+def test_fused_forgery_scorer_shares_the_gallery_and_the_pack():
+    """In one process the scorer takes the matcher's gallery and the analyzer's model pack
+    instead of loading second copies."""
+    from operators.chain import OperatorChain, Shared
+    from operators.face_analyzer import FaceAnalyzer
+    from operators.matcher import GalleryMatcher
+    from vipwatch.pipeline import face_stages, stage_pools
+
+    config = CrawlConfig(input="in", gallery="g", output="out", model=ONNX_PACK)
+    (pool,) = stage_pools(face_stages(config, 2.0), fuse=True, cluster_cpus=2.0, reserved_cpus=0.75)
+    forgery_kwargs = pool.steps()[2][1]
+    assert forgery_kwargs["gallery"] == Shared(GalleryMatcher, "gallery")
+    assert forgery_kwargs["pack"] == Shared(FaceAnalyzer, "pack")
+    separate = stage_pools(face_stages(config, 2.0), fuse=False, cluster_cpus=2.0, reserved_cpus=0.75)
+    assert "gallery" not in separate[2].steps()[0][1]
+
+    class Holder:
+        def __init__(self):
+            self.gallery = object()
+
+    class Taker:
+        def __init__(self, gallery):
+            self.gallery = gallery
+
+    chain = OperatorChain([(Holder, {}), (Taker, {"gallery": Shared(Holder, "gallery")})])
+    assert chain.operators[1].gallery is chain.operators[0].gallery
 
 
 def rounded(value):

@@ -1,6 +1,6 @@
 """Reliability of the crawl: hostile input over S3, an actor process killed mid-crawl, the S3
 server restarted mid-crawl, corrupt or mismatched galleries refused up front, and resuming an
-interrupted job. Real moto_server, real local Ray, real ONNX models; nothing is patched."""
+interrupted job. A real S3 server process (moto), real local Ray, real ONNX models; nothing is patched."""
 from __future__ import annotations
 
 import json

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
 import pyarrow.fs as pafs
@@ -79,6 +79,9 @@ class Stage:
     num_cpus: float
     num_gpus: float = 0.0
     actors: int = 1
+    # Constructor arguments this stage can take from an earlier stage's operator when both run
+    # in one process: {kwarg: (operator class, attribute)}.
+    shares: dict = field(default_factory=dict)
 
 
 def face_stages(config: CrawlConfig, cluster_cpus: float = 2.0) -> list[Stage]:
@@ -104,7 +107,9 @@ def face_stages(config: CrawlConfig, cluster_cpus: float = 2.0) -> list[Stage]:
                 {"gallery_uri": config.gallery, "forgery": config.forgery, "model": config.model,
                  "storage": config.storage},
                 batch_size=config.forgery.batch_size, num_cpus=config.forgery.num_cpus,
-                num_gpus=config.forgery.num_gpus)] if config.forgery.enabled else [])
+                num_gpus=config.forgery.num_gpus,
+                shares={"gallery": (GalleryMatcher, "gallery"), "pack": (FaceAnalyzer, "pack")})]
+            if config.forgery.enabled else [])
 
 
 @dataclass
@@ -119,14 +124,31 @@ class Pool:
     def name(self) -> str:
         return "+".join(stage.operator.__name__ for stage in self.stages)
 
+    def steps(self) -> list:
+        """OperatorChain steps: a stage takes what it shares (Stage.shares) from an earlier
+        stage of this pool instead of loading its own copy."""
+        from operators.chain import Shared
+
+        built: set = set()
+        steps = []
+        for stage in self.stages:
+            kwargs = dict(stage.kwargs)
+            for name, (operator, attribute) in stage.shares.items():
+                if operator in built:
+                    kwargs[name] = Shared(operator, attribute)
+            steps.append((stage.operator, kwargs))
+            built.add(stage.operator)
+        return steps
+
 
 def stage_pools(stages: list[Stage], fuse: bool, cluster_cpus: float, reserved_cpus: float,
-                node_cpus: float | None = None) -> list[Pool]:
+                nodes: list[tuple[float, float]] | None = None) -> list[Pool]:
     """Group stages into actor pools. Fused, a stage joins the previous pool unless it needs GPUs
     of its own: a GPU forgery scorer keeps its pool, the CPU matcher rides with the analyzer.
     A fused pool asks for the sum of its stages' CPUs, capped so that every actor of every pool
-    still leaves ``reserved_cpus`` (read, decode, write) free, and so that one actor fits on the
-    largest node (``node_cpus``): an actor bigger than any node is never placed and the job hangs."""
+    still leaves ``reserved_cpus`` (read, decode, write) free. Every pool is also capped to the
+    largest node that has the GPUs it needs (``nodes``: (cpus, gpus) per node): an actor bigger
+    than every such node is never placed, and the job hangs."""
     groups: list[list[Stage]] = []
     for stage in stages:
         if fuse and groups and stage.num_gpus == 0:
@@ -138,7 +160,10 @@ def stage_pools(stages: list[Stage], fuse: bool, cluster_cpus: float, reserved_c
         if len(pool.stages) > 1:
             others = sum(p.num_cpus * p.stages[0].actors for p in pools if p is not pool)
             room = (cluster_cpus - reserved_cpus - others) / pool.stages[0].actors
-            pool.num_cpus = max(0.25, min(pool.num_cpus, room, node_cpus or cluster_cpus))
+            pool.num_cpus = max(0.25, min(pool.num_cpus, room))
+        fitting = [cpus for cpus, gpus in (nodes or []) if gpus >= pool.num_gpus]
+        if fitting:
+            pool.num_cpus = min(pool.num_cpus, max(fitting))
     return pools
 
 
@@ -181,7 +206,7 @@ def build_dataset(config: CrawlConfig, uris: list[str], alerts_dir: str | None =
 
     from operators.chain import chain_class
     from operators.decode import ImageDecoder
-    from vipwatch.ray_cluster import cluster_cpus, largest_node_cpus
+    from vipwatch.ray_cluster import cluster_cpus, node_resources
 
     if not uris:
         raise ValueError(f"no input files at {config.input}")
@@ -210,17 +235,17 @@ def build_dataset(config: CrawlConfig, uris: list[str], alerts_dir: str | None =
     project = to_output if alerts_dir is None else AlertProjection(alerts_dir, shard_name, config.storage)
     total_cpus = cluster_cpus()
     reserved = res.read_num_cpus + res.decode_num_cpus * max(1, res.decode_actors) + res.write_num_cpus
-    pools = stage_pools(face_stages(config, total_cpus), res.fuse_face_stages, total_cpus, reserved,
-                        largest_node_cpus())
+    pools = stage_pools(face_stages(config, total_cpus), res.fuse_face_stages, total_cpus, reserved, node_resources())
     for number, pool in enumerate(pools):
         first = pool.stages[0]
-        steps = [(stage.operator, stage.kwargs) for stage in pool.stages]
+        steps, name = pool.steps(), pool.name
         if res.fuse_face_stages and number == len(pools) - 1:
             steps.append(project)
+            name += "+" + getattr(project, "__name__", type(project).__name__)
         if len(steps) == 1:
             operator, kwargs = first.operator, first.kwargs
         else:
-            operator, kwargs = chain_class(pool.name), {"steps": steps}
+            operator, kwargs = chain_class(name), {"steps": steps}
         dataset = dataset.map_batches(operator, batch_format="pyarrow", batch_size=first.batch_size,
                                       fn_constructor_kwargs=kwargs,
                                       compute=ray.data.ActorPoolStrategy(size=first.actors),

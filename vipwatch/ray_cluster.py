@@ -52,12 +52,12 @@ def cluster_cpus() -> float:
     return float(ray.cluster_resources().get("CPU", 1))
 
 
-def largest_node_cpus() -> float:
-    """CPUs of the biggest alive node: one actor can never ask for more than that."""
+def node_resources() -> list[tuple[float, float]]:
+    """(CPUs, GPUs) of every alive node: an actor must fit on one of them."""
     import ray
 
-    sizes = [float(node["Resources"].get("CPU", 0)) for node in ray.nodes() if node.get("Alive")]
-    return max(sizes, default=cluster_cpus())
+    return [(float(node["Resources"].get("CPU", 0)), float(node["Resources"].get("GPU", 0)))
+            for node in ray.nodes() if node.get("Alive")]
 
 
 def cluster_gpus() -> float:

@@ -16,6 +16,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from typing import Optional
 
@@ -49,17 +50,17 @@ class LocalS3Server:
     def start(self) -> "LocalS3Server":
         # This interpreter's moto: a moto_server elsewhere on PATH (another Python's, another
         # version) failed multipart uploads here.
-        if importlib.util.find_spec("moto") is None or importlib.util.find_spec("flask") is None:
+        if any(importlib.util.find_spec(module) is None for module in ("moto", "flask", "flask_cors")):
             raise RuntimeError("moto's server is not installed: install the test extra (moto[server])")
-        # VIPWATCH_S3_LOG=FILE keeps the server's request log (one line per HTTP request).
+        # The server's output (one line per request) goes to VIPWATCH_S3_LOG when set, else to
+        # a temporary file whose tail explains a failed start.
         log_path = os.environ.get("VIPWATCH_S3_LOG")
-        log_file = open(log_path, "ab") if log_path else subprocess.DEVNULL
+        log_file = open(log_path, "ab") if log_path else tempfile.TemporaryFile()
         self.process = subprocess.Popen(
             [sys.executable, "-m", "vipwatch.s3server", str(self.port)],
             stdout=log_file, stderr=log_file, start_new_session=True,
         )
-        if log_path:
-            log_file.close()
+        self._log = log_file
         for key, value in AWS_ENV.items():
             os.environ.setdefault(key, value)
         os.environ["VIPWATCH_S3_ENDPOINT"] = self.endpoint_url
@@ -71,9 +72,16 @@ class LocalS3Server:
                     return self
             except OSError:
                 if self.process.poll() is not None:
-                    raise RuntimeError("the S3 server exited at start")
+                    raise RuntimeError(f"the S3 server exited at start: {self._log_tail()}")
                 time.sleep(0.2)
         raise RuntimeError(f"the S3 server did not listen on 127.0.0.1:{self.port}")
+
+    def _log_tail(self) -> str:
+        if os.environ.get("VIPWATCH_S3_LOG"):
+            return f"see {os.environ['VIPWATCH_S3_LOG']}"
+        self._log.flush()
+        self._log.seek(0)
+        return self._log.read()[-2000:].decode("utf-8", "replace")
 
     def client(self):
         return boto3.client("s3", endpoint_url=self.endpoint_url, region_name="us-east-1")
@@ -92,6 +100,9 @@ class LocalS3Server:
             except subprocess.TimeoutExpired:
                 os.killpg(self.process.pid, signal.SIGKILL)
         self.process = None
+        if getattr(self, "_log", None) is not None:
+            self._log.close()
+            self._log = None
 
     def __enter__(self) -> "LocalS3Server":
         return self.start()

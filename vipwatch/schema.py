@@ -52,7 +52,7 @@ OUTPUT_FIELDS = [
 # Carried between operators, dropped before writing: RGB uint8 crops, row-major.
 TRANSIENT_FIELDS = [
     pa.field("aligned_face", pa.binary()),   # 112x112x3, ArcFace template
-    pa.field("context_face", pa.binary()),   # 224x224x3, same template zoomed out 2x (whole head)
+    pa.field("context_face", pa.binary()),   # 224x224x3, same template zoomed out 2x (whole head); null without the forgery stage
 ]
 
 OUTPUT_SCHEMA = pa.schema(OUTPUT_FIELDS)
