@@ -440,11 +440,17 @@ def image_benchmark(args) -> dict:
                                  job_id=f"benchmark-{repeat}", model=model, resources=resources,
                                  storage=server.storage(), forgery=ForgeryConfig(enabled=args.forgery),
                                  **({"shard_size": args.shard_size} if args.shard_size else {}))
+            # The host's speed drifts by up to ~20% over minutes here: odd repeats run the raw
+            # loop first (pipeline, raw, raw, pipeline, ...), so a drift does not favour one side.
+            raw_first = repeat % 2 == 1
+            if raw_first:
+                raw = run_raw(config, corpus_files, "bench/corpus/", args.raw_batch_size)
             pipeline = run_pipeline(config, server.process.pid)
             if args.timeline:
                 # Chrome trace of every task and actor method (chrome://tracing, Perfetto).
                 ray.timeline(filename=args.timeline.replace(".json", f"-{repeat}.json"))
-            raw = run_raw(config, corpus_files, "bench/corpus/", args.raw_batch_size)
+            if not raw_first:
+                raw = run_raw(config, corpus_files, "bench/corpus/", args.raw_batch_size)
             runs.append({"pipeline": pipeline, "raw": raw})
             log.info("run %d: pipeline %.1f s, raw %.1f s", repeat, pipeline["seconds"], raw["seconds"])
             print(json.dumps({"run": repeat, **runs[-1]}), flush=True)
@@ -602,7 +608,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     mode = parser.add_mutually_exclusive_group(required=True)
     mode.add_argument("--images", type=int, help="corpus size for the crawl-vs-raw benchmark")
     mode.add_argument("--gallery-sizes", type=str, help="comma-separated gallery sizes for the FAISS benchmark")
-    parser.add_argument("--repeat", type=int, default=1, help="pipeline+raw pairs, back to back; medians reported")
+    parser.add_argument("--repeat", type=int, default=1,
+                        help="pipeline+raw pairs, back to back (odd pairs raw first); medians reported")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--cache-dir", default=os.environ.get("VIPWATCH_BENCH_CACHE",
                                                               str(Path(tempfile.gettempdir()) / "vipwatch-bench")))

@@ -62,7 +62,8 @@ def test_analyzer_actors_ask_for_the_gpus_configured(gpus):
     stages = stages_by_name(RayResources(analyzer_actors=2, analyzer_num_gpus=gpus))
     assert stages["analyze"].num_gpus == gpus
     assert stages["analyze"].actors == 2
-    # Only the analyzer holds models worth a GPU; every other stage stays on CPU.
+    # Only the analyzer asks for a GPU; the other stages ask for none of their own (fused, they
+    # run inside the analyzer's actor and so on its node).
     assert all(stage.num_gpus == 0 for name, stage in stages.items() if name != "analyze")
 
 

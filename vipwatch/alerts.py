@@ -5,10 +5,11 @@ Layout: ``<output>/<job_id>/_alerts/shard-NNNNN/shard-NNNNN-alerts-<key hash>.pa
 ``_`` paths), so readers of ``<output>/<job_id>/`` see one row schema; read alerts from
 ``<output>/<job_id>/_alerts/`` (``read_alerts``).
 
-Written by the crawl's last map step (before the transient crops are dropped), one file per
-block that holds alerts. The file name is a hash of the block's alert keys, not a run id: a
-retried or reconstructed task writes the same file again instead of a copy, and a shard that
-is redone after an interruption has its ``_alerts`` directory cleared first (``ShardedJob.clear``).
+Written by the crawl's last map step before the transient crops are dropped (inside the fused
+face-stage actor by default, else a task before the write), one file per batch that holds
+alerts. The file name is a hash of the batch's alert keys, not a run id: a retried batch writes
+the same file again instead of a copy, and a shard that is redone after an interruption has its
+``_alerts`` directory cleared first (``ShardedJob.clear``).
 """
 from __future__ import annotations
 
@@ -76,8 +77,8 @@ def alert_file_name(shard_name: str, alerts: pa.Table) -> str:
 
 
 class AlertProjection:
-    """The crawl's last map step: writes the block's alerts under ``alerts_dir`` and returns the
-    block as OUTPUT_SCHEMA (crops dropped). One object serves every block of a shard."""
+    """The crawl's last map step: writes the batch's alerts under ``alerts_dir`` and returns the
+    batch as OUTPUT_SCHEMA (crops dropped). One object per worker serves its batches of a shard."""
 
     def __init__(self, alerts_dir: str, shard_name: str, storage_config=None):
         self.alerts_dir = alerts_dir

@@ -70,14 +70,16 @@ class RayResources(BaseModel):
 
     # Images per FaceAnalyzer call. jobs.benchmark --images 2000: ratio 0.84 at 16, 0.887 at 32
     # (half the tasks, larger recogniser batches); the analyzer's blocks double (object store
-    # peak 403 -> 594 MB of 2 GiB).
+    # peak 403 -> 594 MB of 2 GiB). In a fused pool (fuse_face_stages) the matcher and a CPU
+    # forgery scorer get the same batches: their own batch sizes apply only to pools of their own.
     batch_size: int = 32
     analyzer_actors: int = 1
     analyzer_num_cpus: float = 1.0
     analyzer_num_gpus: float = 0.0
     # onnxruntime intra-op threads per analyzer actor (0 = one per whole CPU the actor reserves).
-    # 2, not 1: the actor reserves 1.0 CPU so that read/decode tasks stay schedulable, but its
-    # second thread uses the core whenever decode idles (its threads sleep rather than spin,
+    # 2, not 1: the actor reserves 1.0 CPU (1.25 with the fused matcher) so that read/decode
+    # stay schedulable, but its second thread uses the core whenever decode idles (its threads
+    # sleep rather than spin,
     # operators/packs/onnx_pack.py). jobs.benchmark --images 1000: 1 actor x 2 threads 0.823 vs
     # 2 actors x 1 thread 0.687 at +1.6 GB RSS (README "Performance").
     analyzer_threads: int = 2

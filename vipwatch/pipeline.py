@@ -70,7 +70,8 @@ def pool_sizes(config: CrawlConfig, cluster_cpus: float) -> dict:
 @dataclass
 class Stage:
     """One operator of the face chain: the class, how to construct it, and what it needs.
-    The crawl runs each as an actor pool; the Serve app builds the same objects."""
+    The crawl runs the stages in actor pools (`stage_pools`); the Serve app builds the same
+    objects, one deployment each."""
 
     name: str
     operator: type
