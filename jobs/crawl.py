@@ -25,6 +25,9 @@ def parse_config(argv: list[str] | None = None) -> tuple[CrawlConfig, argparse.N
                         help="re-run with the same id to resume: only shards not yet committed are crawled")
     parser.add_argument("--shard-size", type=int, default=CrawlConfig.model_fields["shard_size"].default,
                         help="inputs per committed shard (the unit redone after an interruption)")
+    parser.add_argument("--min-rows-per-file", type=int,
+                        default=CrawlConfig.model_fields["min_rows_per_file"].default,
+                        help="face rows per Parquet file, at least (0: one file per analyzer batch)")
     parser.add_argument("--batch-size", type=int, default=RayResources().batch_size)
     parser.add_argument("--actors", type=int, default=RayResources().analyzer_actors)
     parser.add_argument("--actor-cpus", type=float, default=RayResources().analyzer_num_cpus)
@@ -40,7 +43,7 @@ def parse_config(argv: list[str] | None = None) -> tuple[CrawlConfig, argparse.N
     add_forgery_args(parser)
     args = parser.parse_args(argv)
     config = CrawlConfig(input=args.input, gallery=args.gallery, output=args.output, job_id=args.job_id,
-                         shard_size=args.shard_size,
+                         shard_size=args.shard_size, min_rows_per_file=args.min_rows_per_file or None,
                          aligned=args.aligned, model=model_config(args), forgery=forgery_config(args),
                          resources=RayResources(batch_size=args.batch_size, analyzer_actors=args.actors,
                                                 analyzer_num_cpus=args.actor_cpus,

@@ -153,6 +153,7 @@ def test_benchmark_command_prints_one_json_line_with_equal_counts(tmp_path):
         assert report[key] > 0, key
     assert report["ratio"] == pytest.approx(report["pipeline_images_per_s"] / report["raw_images_per_s"], rel=0.02)
     assert report["warmup"] is None
+    assert report["min_rows_per_file"] == 5000  # the crawl's default reaches the benchmark's config
     # Per-stage times come from Ray Data's own stats text, parsed.
     analyzer_stage = [stats for name, stats in report["stages"].items() if "FaceAnalyzer" in name]
     assert analyzer_stage and analyzer_stage[0]["tasks"] > 0 and analyzer_stage[0]["remote_cpu_total_s"] > 0

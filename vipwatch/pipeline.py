@@ -284,7 +284,7 @@ def run_crawl(config: CrawlConfig) -> CrawlResult:
         dataset = build_dataset(config, shard.uris, alerts_uri(job.uri, shard.name), shard.name)
         out_fs, out_path = storage.resolve(job.shard_uri(shard), config.storage)
         dataset.write_parquet(out_path, filesystem=out_fs, filename_provider=deterministic_filenames(shard),
-                              mode=SaveMode.OVERWRITE,
+                              mode=SaveMode.OVERWRITE, min_rows_per_file=config.min_rows_per_file,
                               ray_remote_args={"num_cpus": config.resources.write_num_cpus})
         job.commit(shard, time.perf_counter() - shard_started)
         stats.append(f"{shard.name}:\n{dataset.stats()}")

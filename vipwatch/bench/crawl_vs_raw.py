@@ -143,6 +143,8 @@ def image_benchmark(args) -> dict:
             config = CrawlConfig(input=corpus_uri, gallery=gallery_uri, output=f"s3://bench/out-{repeat}",
                                  job_id=f"benchmark-{repeat}", model=model, resources=resources,
                                  storage=server.storage(), forgery=ForgeryConfig(enabled=args.forgery),
+                                 **({"min_rows_per_file": args.min_rows_per_file or None}
+                                    if args.min_rows_per_file is not None else {}),
                                  **({"shard_size": args.shard_size} if args.shard_size else {}))
             # The host's speed drifts by up to ~20% over minutes here: odd repeats run the raw
             # loop first (pipeline, raw, raw, pipeline, ...), so a drift does not favour one side.
@@ -170,7 +172,7 @@ def image_benchmark(args) -> dict:
     return {
         "mode": "images", "images": count, "corpus_mix": mix, "repeats": args.repeat,
         "model_pack": analyzer.pack.name, "resources": resources.model_dump(), "forgery_stage": args.forgery,
-        "shard_size": config.shard_size if hasattr(config, "shard_size") else None,
+        "shard_size": config.shard_size, "min_rows_per_file": config.min_rows_per_file,
         "raw_operators": runs[-1]["raw"]["operators"],
         "warmup": warmup, "cluster_cpus": cluster.get("CPU"), "ray_worker_niceness": args.ray_worker_niceness, "raw_niceness": os.nice(0), "upload_s": round(upload_s, 1),
         "gallery_references": enrolment.gallery.manifest["reference_count"],
