@@ -279,3 +279,17 @@ def test_gallery_hot_reload_keeps_requests_flowing(server, gallery_root):
     back = requests.post(server + "/v1/admin/gallery", headers=admin, json={"version": old.version}, timeout=120)
     assert back.status_code == 200, back.text
     assert [f["identity_id"] for f in post_image(server, OBAMA).json()["faces"]] == ["barack_obama"]
+
+
+def test_app_refuses_a_gallery_of_another_embedder_before_deploying(gallery_root, monkeypatch):
+    """The ONNX-pack gallery served with the dlib pack: build_app fails with the reason, before
+    any replica starts (the crawl refuses the same pairing on its driver)."""
+    from index.gallery import GalleryError
+    from vipwatch.config import ModelPackConfig, ServeConfig
+    from vipwatch.serve.app import build_app
+
+    monkeypatch.setenv("VIPWATCH_API_KEY", API_KEY)
+    with pytest.raises(GalleryError, match="built with embedder mobilefacenet_128@"):
+        build_app(ServeConfig(gallery=gallery_root, model=ModelPackConfig(pack="dlib")))
+    with pytest.raises(GalleryError):
+        build_app(ServeConfig(gallery=gallery_root + "-missing", model=ONNX_PACK))

@@ -13,9 +13,10 @@ from typing import Optional
 from ray import serve
 from ray.serve import Application
 
+from index.gallery import Gallery
 from operators.matcher import GalleryMatcher
 from vipwatch.config import ServeConfig
-from vipwatch.pipeline import face_stages
+from vipwatch.pipeline import check_gallery_matches_pack, face_stages
 from vipwatch.serve.deployments import MatcherRunner, StageRunner
 from vipwatch.serve.ingress import ingress_deployment
 from vipwatch.serve.security import digest_from_env
@@ -36,6 +37,9 @@ def build_app(config: ServeConfig) -> Application:
     # Fail before anything starts: an app without a key would either be open or refuse everyone.
     api_key_digest = digest_from_env(config.api_key_env, required=True)
     admin_key_digest = digest_from_env(config.admin_api_key_env, required=False)
+    # A missing, corrupt or other-embedder gallery is refused here, as the crawl refuses it,
+    # rather than by every request once the replicas are up.
+    check_gallery_matches_pack(config.crawl_config(), Gallery.load(config.gallery, config.storage))
     stages = face_stages(config.crawl_config(), _cluster_cpus())
     bound = []
     matcher_position: Optional[int] = None
