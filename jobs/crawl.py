@@ -43,7 +43,7 @@ def parse_config(argv: list[str] | None = None) -> tuple[CrawlConfig, argparse.N
     add_forgery_args(parser)
     args = parser.parse_args(argv)
     config = CrawlConfig(input=args.input, gallery=args.gallery, output=args.output, job_id=args.job_id,
-                         shard_size=args.shard_size, min_rows_per_file=args.min_rows_per_file or None,
+                         shard_size=args.shard_size, min_rows_per_file=args.min_rows_per_file,
                          aligned=args.aligned, model=model_config(args), forgery=forgery_config(args),
                          resources=RayResources(batch_size=args.batch_size, analyzer_actors=args.actors,
                                                 analyzer_num_cpus=args.actor_cpus,

@@ -125,6 +125,8 @@ def test_gallery_scale_recall_is_measured_against_exact_search():
     by_kind = {row["kind"]: row for row in report["results"]}
     assert by_kind["flat_ip"]["recall_at_10"] == 1.0
     assert by_kind["flat_ip"]["chosen_by_rule"] is (faiss_index.index_kind_for(2000) == "flat_ip")
+    # The recorded rule: exact search below EXACT_MAX_VECTORS.
+    assert by_kind["flat_ip"]["chosen_by_rule"] and not by_kind["hnsw_ip"]["chosen_by_rule"]
     for kind in ("hnsw_ip", "ivf_flat"):
         assert 0.0 < by_kind[kind]["recall_at_10"] <= 1.0
         assert by_kind[kind]["queries_per_s"] > 0 and by_kind[kind]["build_s"] >= 0
@@ -138,8 +140,9 @@ def test_benchmark_command_prints_one_json_line_with_equal_counts(tmp_path):
     """The whole command on a cold local cluster: its own S3 server, its own Ray, 24 images."""
     env = {**os.environ, "VIPWATCH_BENCH_CACHE": str(tmp_path / "cache")}
     env.pop("RAY_ADDRESS", None)
+    timeline = tmp_path / "timeline.json"
     command = [sys.executable, "-m", "jobs.benchmark", "--images", "24", "--warmup-images", "0",
-               "--object-store-mb", "512", "--model-pack", ONNX_PACK.pack]
+               "--object-store-mb", "512", "--model-pack", ONNX_PACK.pack, "--timeline", str(timeline)]
     started = time.perf_counter()
     done = subprocess.run(command, capture_output=True, text=True, timeout=420, env=env, cwd=REPO)
     assert done.returncode == 0, done.stderr[-4000:]
@@ -160,5 +163,16 @@ def test_benchmark_command_prints_one_json_line_with_equal_counts(tmp_path):
     roles = report["pipeline_cpu_s_by_role"]
     assert any(role.startswith("actor:MapBatches(FaceAnalyzer") for role in roles)
     assert any(role.startswith("excluded:S3 server") for role in roles)
+    # What each actor did, from Ray's timeline (also written to the file).
+    assert (tmp_path / "timeline-0.json").exists()
+    model_pool = [actors for pool, actors in report["actor_activity"].items() if pool.startswith("MapBatches(FaceAnalyzer")]
+    assert model_pool and len(model_pool[0]) == 1
+    model_actor = model_pool[0][0]
+    assert model_actor["batches"] == analyzer_stage[0]["tasks"]
+    assert 0 < model_actor["busy_s"] <= model_actor["span_s"] + 0.05
+    assert model_actor["first_batch_after_init_s"] > 0
+    # The raw loop's time per step: decode, each operator, the projection.
+    assert set(report["raw_stage_ms_per_image"]) >= {"ImageDecoder", "FaceAnalyzer", "GalleryMatcher", "to_output"}
+    assert report["raw_stage_ms_per_image"]["FaceAnalyzer"] > report["raw_stage_ms_per_image"]["to_output"]
     # The crawl's wall time is inside the command's.
     assert report["images"] / report["pipeline_images_per_s"] < time.perf_counter() - started

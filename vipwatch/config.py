@@ -9,7 +9,7 @@ import os
 from pathlib import Path
 from typing import Literal, Optional
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 # ../shared beside the checkout holds the real images and weights (never copied into the repo).
@@ -143,12 +143,18 @@ class CrawlConfig(FaceChainSettings):
     # shards of 1,000 vs 0.87 in one shard. A shard should take minutes: 10,000 is ~15 min at the
     # 2-core rate; a GPU node, ~30x faster, wants 100,000 or more (README "Performance").
     shard_size: int = 10_000
-    # Face rows per Parquet file, at least (Ray Data's min_rows_per_file hint; None: one file per
-    # analyzer batch, ~200 rows). Fewer, larger files suit Athena / Spark, and the write step
-    # runs 3 tasks instead of 63 per 2,000 images: jobs.benchmark --images 2000, crawl CPU
-    # 215 / 214 s vs 222-238 s with None, ratio 0.965 / 0.940 (README "Performance").
+    # Face rows per Parquet file, at least (Ray Data's min_rows_per_file hint; None or 0: Ray
+    # Data's choice, about one file per analyzer batch, ~200 rows). Fewer, larger files suit
+    # Athena / Spark, and the write step runs 3 tasks instead of 63 per 2,000 images:
+    # jobs.benchmark --images 2000, crawl CPU 215 / 214 s vs 222-238 s with None, ratio
+    # 0.965 / 0.940 (README "Performance").
     min_rows_per_file: Optional[int] = 5_000
     aligned: bool = False
+
+    @field_validator("min_rows_per_file")
+    @classmethod
+    def _zero_is_none(cls, rows: Optional[int]) -> Optional[int]:
+        return rows or None
 
 
 class ServeConfig(FaceChainSettings):

@@ -66,10 +66,11 @@ def _encode(rgb: np.ndarray, fmt: str, quality: int) -> bytes:
 
 
 def _has_face(data: bytes, pack) -> bool:
-    from PIL import Image
+    """Whether the crawl would find a face: its own decoder, then the pack's detector."""
+    from operators.decode import ImageDecoder, pixels_of
 
-    with Image.open(io.BytesIO(data)) as image:
-        return len(pack.detect(np.asarray(image.convert("RGB")))) > 0
+    row = ImageDecoder().decode_one("corpus", data)[0]
+    return row["status"] == "ok" and len(pack.detect(pixels_of(row))) > 0
 
 
 def _resize_long_side(rgb: np.ndarray, long_side: int) -> np.ndarray:

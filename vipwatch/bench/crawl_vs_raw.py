@@ -11,6 +11,7 @@ from pathlib import Path
 
 from vipwatch.bench.corpus import cached_corpus
 from vipwatch.bench.sampler import MemorySampler, stage_times
+from vipwatch.bench.timeline import actor_activity
 
 log = logging.getLogger(__name__)
 
@@ -65,21 +66,23 @@ def run_raw(config, corpus_files: list[Path], uri_prefix: str, batch_size: int) 
         operators.append(stage.operator(**kwargs))
     blobs = [(path.name, path.read_bytes()) for path in corpus_files]
     faces = identified = images = 0
+    steps = [("ImageDecoder", decoder), *((type(o).__name__, o) for o in operators), ("to_output", to_output)]
+    stage_s = dict.fromkeys((name for name, _ in steps), 0.0)
     started, cpu_started = time.perf_counter(), time.process_time()
     for start in range(0, len(blobs), batch_size):
         chunk = blobs[start:start + batch_size]
-        table = decoder(pa.table({"path": [name for name, _ in chunk],
-                                  "bytes": pa.array([b for _, b in chunk], pa.binary())}))
-        for operator in operators:
-            table = operator(table)
-        table = to_output(table)
+        table = pa.table({"path": [name for name, _ in chunk], "bytes": pa.array([b for _, b in chunk], pa.binary())})
+        for name, step in steps:
+            step_started = time.perf_counter()
+            table = step(table)
+            stage_s[name] += time.perf_counter() - step_started
         ok = pc.equal(table.column("status"), "ok")
         faces += int(pc.sum(ok).as_py() or 0)
         identified += int(pc.sum(pc.and_(ok, pc.is_valid(table.column("identity_id")))).as_py() or 0)
         images += len(set(table.column("image_uri").to_pylist()))
     seconds, cpu_s = time.perf_counter() - started, time.process_time() - cpu_started
     return {"seconds": seconds, "cpu_s": round(cpu_s, 1), "images": images, "faces": faces, "identified_faces": identified,
-            "operators": [type(o).__name__ for o in operators]}
+            "operators": [type(o).__name__ for o in operators], "stage_s": {k: round(v, 2) for k, v in stage_s.items()}}
 
 
 def image_benchmark(args) -> dict:
@@ -143,7 +146,7 @@ def image_benchmark(args) -> dict:
             config = CrawlConfig(input=corpus_uri, gallery=gallery_uri, output=f"s3://bench/out-{repeat}",
                                  job_id=f"benchmark-{repeat}", model=model, resources=resources,
                                  storage=server.storage(), forgery=ForgeryConfig(enabled=args.forgery),
-                                 **({"min_rows_per_file": args.min_rows_per_file or None}
+                                 **({"min_rows_per_file": args.min_rows_per_file}
                                     if args.min_rows_per_file is not None else {}),
                                  **({"shard_size": args.shard_size} if args.shard_size else {}))
             # The host's speed drifts by up to ~20% over minutes here: odd repeats run the raw
@@ -151,10 +154,14 @@ def image_benchmark(args) -> dict:
             raw_first = repeat % 2 == 1
             if raw_first:
                 raw = run_raw(config, corpus_files, "bench/corpus/", args.raw_batch_size)
+            crawl_started = time.time()
             pipeline = run_pipeline(config, server.process.pid)
             if args.timeline:
-                # Chrome trace of every task and actor method (chrome://tracing, Perfetto).
-                ray.timeline(filename=args.timeline.replace(".json", f"-{repeat}.json"))
+                # Chrome trace of every task and actor method (chrome://tracing, Perfetto), and
+                # what each actor of this crawl did in it.
+                events = ray.timeline()
+                Path(args.timeline.replace(".json", f"-{repeat}.json")).write_text(json.dumps(events))
+                pipeline["actor_activity"] = actor_activity(events, crawl_started)
             if not raw_first:
                 raw = run_raw(config, corpus_files, "bench/corpus/", args.raw_batch_size)
             runs.append({"pipeline": pipeline, "raw": raw})
@@ -196,6 +203,10 @@ def image_benchmark(args) -> dict:
         "peak_workers_rss_mb": round(max(r["pipeline"]["memory"]["workers_rss_mb"] for r in runs), 1),
         "peak_object_store_mb": round(max(r["pipeline"]["memory"]["object_store_used_mb"] for r in runs), 1),
         "stages": last["stages"],
+        "actor_activity": last.get("actor_activity"),
+        # The raw loop's time per image in each step (decode, each operator, the projection).
+        "raw_stage_ms_per_image": {name: round(seconds * 1000 / count, 1)
+                                   for name, seconds in runs[-1]["raw"]["stage_s"].items()},
         "pipeline_cpu_s_by_role": last["cpu_s_by_role"],
         "pipeline_task_workers": last["task_workers"],
         # The sampler runs in the driver: its CPU is in the crawl's figures, it is not the crawl's.

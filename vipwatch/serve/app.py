@@ -39,8 +39,9 @@ def build_app(config: ServeConfig) -> Application:
     admin_key_digest = digest_from_env(config.admin_api_key_env, required=False)
     # A missing, corrupt or other-embedder gallery is refused here, as the crawl refuses it,
     # rather than by every request once the replicas are up.
-    check_gallery_matches_pack(config.crawl_config(), Gallery.load(config.gallery, config.storage))
-    stages = face_stages(config.crawl_config(), _cluster_cpus())
+    chain = config.crawl_config()
+    check_gallery_matches_pack(chain, Gallery.load(config.gallery, config.storage))
+    stages = face_stages(chain, _cluster_cpus())
     bound = []
     matcher_position: Optional[int] = None
     gallery_positions = []
