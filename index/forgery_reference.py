@@ -5,7 +5,8 @@ Per reference (references.parquet): embeddings of its inner face and of its oute
 (identities.parquet): centroids of those, and leave-one-out statistics of how each authentic
 reference scores against the centroid of the others — what a new authentic photo of X is
 expected to score. Leave-one-out, because a reference inside its own centroid scores too high.
-Computed inside Gallery.build, so every rebuild (e.g. without_identity) recomputes them.
+The embeddings are computed by the caller (operators.forgery.identity_signal.reference_columns);
+the statistics inside Gallery.build, so every rebuild (e.g. without_identity) recomputes them.
 """
 from __future__ import annotations
 
@@ -17,14 +18,6 @@ OUTER_COLUMN = "forgery_outer_embedding"
 # (name in identities.parquet, what is compared): "whole" is the match embedding itself.
 KINDS = ("whole", "inner", "outer", "gap")
 MIN_SPREAD = 0.02  # with ~10 references the std is noisy; never divide by less than this
-
-
-def reference_columns(pack, aligned_faces: list[np.ndarray]) -> dict[str, list]:
-    """Per-reference forgery embeddings for enrolment (the same crops the scorer makes)."""
-    from operators.forgery.identity_signal import region_embeddings
-
-    inner, outer = region_embeddings(pack, aligned_faces)
-    return {INNER_COLUMN: inner.tolist(), OUTER_COLUMN: outer.tolist()}
 
 
 def _vectors(references: pa.Table, column: str) -> np.ndarray:
@@ -89,11 +82,3 @@ def identity_statistics(references: pa.Table, identity_ids: np.ndarray) -> dict[
 
 def has_forgery_reference(identities: pa.Table) -> bool:
     return "forgery_inner_centroid" in identities.column_names
-
-
-def manifest_entry(pack) -> dict:
-    from operators.forgery.face_regions import REGIONS_VERSION
-
-    return {"forgery_reference": {"embedder_id": pack.embedder_id, "regions": REGIONS_VERSION,
-                                  "columns": [INNER_COLUMN, OUTER_COLUMN]}}
-

@@ -23,8 +23,8 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from index import calibration, faiss_index, forgery_reference
-from vipwatch import storage
-from vipwatch.config import StorageConfig
+from core import storage
+from core.config import StorageConfig
 
 FORMAT = "vipwatch-gallery"
 FORMAT_VERSION = 1

@@ -30,7 +30,7 @@ DEFAULT_EMBEDDER = "mobilefacenet_128.onnx"
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     from vipwatch.cli import add_model_args
-    from vipwatch.config import SHARED_DIR
+    from core.config import SHARED_DIR
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     mode = parser.add_mutually_exclusive_group(required=True)
@@ -54,7 +54,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--forgery", action="store_true",
                         help="include the forgery stage (both sides); default: the face chain only")
     parser.add_argument("--timeline", default=None, help="write Ray's task timeline (Chrome trace JSON) here")
-    tuning = parser.add_argument_group("tuning (default: vipwatch.config.RayResources)")
+    tuning = parser.add_argument_group("tuning (default: core.config.RayResources)")
     tuning.add_argument("--batch-size", type=int, default=None)
     tuning.add_argument("--actors", type=int, default=None)
     tuning.add_argument("--actor-cpus", type=float, default=None)

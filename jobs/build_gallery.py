@@ -5,7 +5,7 @@ import argparse
 import json
 import logging
 
-from index.builder import enroll
+from vipwatch.enrol import enroll
 from vipwatch.cli import add_model_args, model_config, setup_logging
 
 log = logging.getLogger("jobs.build_gallery")

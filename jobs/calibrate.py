@@ -19,10 +19,10 @@ from sklearn.linear_model import LogisticRegression
 from index import calibration
 from operators.face_analyzer import FaceAnalyzer
 from operators.forgery.fusion import FusionModel, Head, fusion_version
-from operators.forgery_scorer import ForgeryScorer
+from operators.forgery.scorer import ForgeryScorer
 from operators.matcher import GalleryMatcher
 from vipwatch.cli import add_forgery_args, add_model_args, forgery_config, model_config, setup_logging
-from vipwatch.config import StorageConfig
+from core.config import StorageConfig
 from vipwatch.forgery_runs import feature_matrix, labelled_uris, score_labelled, signal_columns
 
 log = logging.getLogger("jobs.calibrate")

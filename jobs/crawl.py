@@ -9,7 +9,7 @@ import json
 import logging
 
 from vipwatch.cli import add_forgery_args, add_model_args, forgery_config, model_config, setup_logging
-from vipwatch.config import CrawlConfig, RayResources
+from core.config import CrawlConfig, RayResources
 from vipwatch.pipeline import run_crawl
 from vipwatch.summary import summarise, summary_line
 

@@ -16,10 +16,10 @@ from pathlib import Path
 
 import pyarrow.fs as pafs
 
-from index.builder import enroll
-from vipwatch import storage
+from vipwatch.enrol import enroll
+from core import storage
 from vipwatch.cli import setup_logging
-from vipwatch.config import REPO_ROOT, SHARED_DIR, CrawlConfig, ModelPackConfig
+from core.config import REPO_ROOT, SHARED_DIR, CrawlConfig, ModelPackConfig
 from vipwatch.pipeline import run_crawl
 from vipwatch.s3server import LocalS3Server
 from vipwatch.summary import read_results, summarise

@@ -16,10 +16,10 @@ import os
 import numpy as np
 
 from operators.face_analyzer import FaceAnalyzer
-from operators.forgery_scorer import ForgeryScorer
+from operators.forgery.scorer import ForgeryScorer
 from operators.matcher import GalleryMatcher
 from vipwatch.cli import add_forgery_args, add_model_args, forgery_config, model_config, setup_logging
-from vipwatch.config import DecodeConfig, StorageConfig
+from core.config import DecodeConfig, StorageConfig
 from vipwatch.forgery_metrics import fmt, report
 from vipwatch.forgery_runs import labelled_uris, score_labelled, signal_columns
 from vipwatch.video_verdicts import video_verdicts

@@ -19,10 +19,10 @@ import cv2
 import numpy as np
 
 from operators.forgery.face_swap import BLENDS, swap_face
-from vipwatch import storage
+from core import storage
 from vipwatch.cli import setup_logging
-from vipwatch.config import StorageConfig
-from vipwatch.storage import IMAGE_EXTENSIONS
+from core.config import StorageConfig
+from core.storage import IMAGE_EXTENSIONS
 
 log = logging.getLogger("jobs.make_swaps")
 LABEL_FIELDS = ["uri", "label", "identity", "source_identity", "target_identity", "source_uri", "target_uri", "blend"]

@@ -25,9 +25,9 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 from index.gallery import FILES, Gallery, GalleryError
-from vipwatch import storage
+from core import storage
 from vipwatch.cli import setup_logging
-from vipwatch.config import StorageConfig
+from core.config import StorageConfig
 
 log = logging.getLogger("jobs.remove_identity")
 

@@ -24,7 +24,7 @@ from typing import Optional
 import numpy as np
 import pyarrow.fs as pafs
 
-from vipwatch import storage
+from core import storage
 from vipwatch.alerts import ALERTS_DIR, ALERT_SCHEMA, read_alerts
 from vipwatch.cli import setup_logging
 from vipwatch.summary import read_results

@@ -13,7 +13,7 @@ import signal
 import threading
 
 from vipwatch.cli import add_forgery_args, add_model_args, forgery_config, model_config, setup_logging
-from vipwatch.config import ServeConfig
+from core.config import ServeConfig
 
 log = logging.getLogger("jobs.serve")
 

@@ -8,7 +8,7 @@ import argparse
 import json
 
 from operators.forgery.sbi_model import BACKBONES
-from operators.forgery.sbi_train import TrainOptions, run_training
+from vipwatch.training.sbi_train import TrainOptions, run_training
 from vipwatch.cli import add_model_args, model_config, setup_logging
 
 

@@ -7,7 +7,7 @@ import cv2
 import numpy as np
 from insightface.utils import face_align
 
-from vipwatch.schema import ALIGNED_SIZE, CONTEXT_SIZE
+from core.schema import ALIGNED_SIZE, CONTEXT_SIZE
 
 # Template landmarks of a 112x112 crop, for inputs that are already aligned.
 ARCFACE_TEMPLATE = np.asarray(face_align.arcface_dst, dtype=np.float32)

@@ -18,9 +18,9 @@ import pandas as pd
 import pyarrow as pa
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from vipwatch.config import DecodeConfig
-from vipwatch.schema import STATUS_ERROR, STATUS_OK, table_from_rows
-from vipwatch.storage import VIDEO_EXTENSIONS
+from core.config import DecodeConfig
+from core.schema import STATUS_ERROR, STATUS_OK, table_from_rows
+from core.storage import VIDEO_EXTENSIONS
 
 # We check declared size ourselves (max_decode_pixels) and give a reason instead of a warning.
 Image.MAX_IMAGE_PIXELS = None

@@ -11,8 +11,8 @@ import pyarrow as pa
 from operators.align import ARCFACE_TEMPLATE, align_face, crop_from_aligned_input
 from operators.decode import DECODED_SCHEMA, pixels_of
 from operators.packs import ModelPack, load_model_pack
-from vipwatch.config import ModelPackConfig, StorageConfig
-from vipwatch.schema import STATUS_ERROR, STATUS_NO_FACE, STATUS_OK, WORK_SCHEMA, table_from_rows
+from core.config import ModelPackConfig, StorageConfig
+from core.schema import STATUS_ERROR, STATUS_NO_FACE, STATUS_OK, WORK_SCHEMA, table_from_rows
 
 PASSTHROUGH = ["image_uri", "image_sha256", "status", "error", "media_type", "frame_index", "timestamp_s",
                "image_width", "image_height"]

@@ -8,8 +8,8 @@ import pandas as pd
 import pyarrow as pa
 
 from index.gallery import Gallery, embeddings_of
-from vipwatch.config import MatchConfig, StorageConfig
-from vipwatch.schema import STATUS_OK, WORK_SCHEMA, set_columns
+from core.config import MatchConfig, StorageConfig
+from core.schema import STATUS_OK, WORK_SCHEMA, set_columns
 
 
 class GalleryMatcher:

@@ -14,7 +14,7 @@ os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 os.environ.setdefault("RAY_DATA_DISABLE_PROGRESS_BARS", "1")
 os.environ.setdefault("AWS_EC2_METADATA_DISABLED", "true")
 
-from vipwatch.config import SHARED_DIR, ModelPackConfig  # noqa: E402
+from core.config import SHARED_DIR, ModelPackConfig  # noqa: E402
 
 if not (SHARED_DIR / "data").is_dir():
     raise RuntimeError(f"tests need ../shared beside the checkout (looked at {SHARED_DIR})")
@@ -83,7 +83,7 @@ def enrol_root(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def onnx_gallery(enrol_root, onnx_aligned_analyzer, tmp_path_factory):
     """ONNX-pack gallery of the 14 faces_aligned identities, saved locally. Returns its root URI."""
-    from index.builder import enroll
+    from vipwatch.enrol import enroll
 
     # The references are aligned crops: an analyzer built for whole photos would try to detect
     # faces in them and reject most.

@@ -10,7 +10,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from vipwatch.config import CrawlConfig  # noqa: E402
+from core.config import CrawlConfig  # noqa: E402
 from vipwatch.pipeline import run_crawl  # noqa: E402
 
 if __name__ == "__main__":

@@ -16,7 +16,7 @@ import cv2
 import numpy as np
 from PIL import Image, features
 
-from vipwatch.config import SHARED_DIR
+from core.config import SHARED_DIR
 
 FACE_PHOTO = SHARED_DIR / "data" / "photos" / "face_recognition" / "obama.jpg"
 SECOND_FACE_PHOTO = SHARED_DIR / "data" / "photos" / "face_recognition" / "biden.jpg"

@@ -11,7 +11,7 @@ import pyarrow.dataset as pads
 from PIL import Image
 
 from vipwatch.alerts import ALERT_SCHEMA, ALERTS_DIR, AlertProjection, alert_table, read_alerts
-from vipwatch.schema import OUTPUT_SCHEMA, WORK_SCHEMA, table_from_rows
+from core.schema import OUTPUT_SCHEMA, WORK_SCHEMA, table_from_rows
 from vipwatch.shards import Shard, ShardedJob
 from vipwatch.summary import read_results
 

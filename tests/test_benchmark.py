@@ -14,7 +14,7 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
-from vipwatch.config import SHARED_DIR
+from core.config import SHARED_DIR
 
 from conftest import ONNX_PACK
 

@@ -12,10 +12,10 @@ from operators.forgery.fusion import FusionModel
 def signal_frame(onnx_gallery, onnx_analyzer, tmp_path_factory):
     from jobs.make_swaps import make_swaps
     from operators.face_analyzer import FaceAnalyzer
-    from operators.forgery_scorer import ForgeryScorer
+    from operators.forgery.scorer import ForgeryScorer
     from operators.matcher import GalleryMatcher
     from tests.conftest import FACES_ALIGNED
-    from vipwatch.config import ForgeryConfig
+    from core.config import ForgeryConfig
     from vipwatch.forgery_runs import labelled_uris, score_labelled
 
     out = tmp_path_factory.mktemp("calib_swaps")

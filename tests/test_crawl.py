@@ -8,10 +8,10 @@ import pytest
 
 from index.gallery import Gallery
 from jobs.crawl import parse_config
-from vipwatch import storage
-from vipwatch.config import CrawlConfig
+from core import storage
+from core.config import CrawlConfig
 from vipwatch.pipeline import run_crawl
-from vipwatch.schema import OUTPUT_SCHEMA
+from core.schema import OUTPUT_SCHEMA
 from vipwatch.summary import read_results, summarise
 
 from conftest import ONNX_PACK, PHOTOS

@@ -12,8 +12,8 @@ from PIL import Image
 
 from hostile_inputs import ERROR, READ_FACE, READ_NO_FACE, exif_rotated_jpeg, make_cases
 from operators.decode import ImageDecoder, decode_image, looks_like_video, pixels_of
-from vipwatch.config import DecodeConfig
-from vipwatch.schema import STATUS_ERROR, STATUS_OK
+from core.config import DecodeConfig
+from core.schema import STATUS_ERROR, STATUS_OK
 
 CASES = make_cases()
 

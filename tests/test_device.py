@@ -8,7 +8,7 @@ import pytest
 
 from operators.packs.device import CPU, CUDA, available_providers, select_providers, uses_gpu
 from tests.conftest import MODELS, ONNX_PACK
-from vipwatch.config import CrawlConfig, RayResources
+from core.config import CrawlConfig, RayResources
 
 HAS_CUDA = CUDA in available_providers()
 

@@ -3,13 +3,13 @@ import shutil
 
 import pyarrow.dataset as ds
 
-from index.builder import embed_images
+from vipwatch.enrol import embed_images
 from operators.decode import ImageDecoder
 from operators.face_analyzer import FaceAnalyzer
-from operators.forgery_scorer import ForgeryScorer
+from operators.forgery.scorer import ForgeryScorer
 from operators.matcher import GalleryMatcher
 from tests.conftest import DATA, ONNX_PACK
-from vipwatch.config import CrawlConfig, ForgeryConfig
+from core.config import CrawlConfig, ForgeryConfig
 
 
 def test_scores_vip_faces_and_leaves_others_unverified(onnx_gallery, onnx_analyzer, swap_dir):

@@ -6,7 +6,7 @@ import shutil
 import numpy as np
 import pytest
 
-from index.builder import embed_images, enroll
+from vipwatch.enrol import embed_images, enroll
 from index.gallery import Gallery, GalleryError, embeddings_of
 from operators.decode import ImageDecoder
 from operators.face_analyzer import FaceAnalyzer

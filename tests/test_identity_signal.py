@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from index.builder import embed_images
+from vipwatch.enrol import embed_images
 from index.gallery import Gallery
 from jobs.make_swaps import make_swaps
 from operators.decode import ImageDecoder

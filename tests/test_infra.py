@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from vipwatch.config import REPO_ROOT
+from core.config import REPO_ROOT
 
 INFRA = REPO_ROOT / "infra"
 KUBERAY = INFRA / "kuberay"
@@ -160,7 +160,7 @@ def test_rayservice_import_path_resolves_and_args_validate():
         if reference is not None:
             assert application["import_path"] in {a["import_path"] for a in reference["applications"]}, \
                 "rayservice.yaml and infra/serve.yaml must serve the same app"
-        from vipwatch.config import ServeConfig
+        from core.config import ServeConfig
 
         # Serve validates args into the builder's config type at deploy time; do it now.
         config = ServeConfig.model_validate(application["args"])

@@ -22,7 +22,7 @@ import pyarrow as pa
 import pytest
 
 from tests.conftest import ONNX_PACK, PHOTOS
-from vipwatch.config import REPO_ROOT, SHARED_DIR
+from core.config import REPO_ROOT, SHARED_DIR
 from vipwatch.s3server import free_port
 
 pytestmark = pytest.mark.slow
@@ -136,7 +136,7 @@ def cluster(s3_server):
 
 @pytest.fixture(scope="module")
 def crawl_inputs(s3_server, onnx_gallery):
-    from vipwatch import storage
+    from core import storage
 
     s3 = s3_server.storage()
     s3_server.create_bucket(BUCKET)
@@ -151,8 +151,8 @@ def crawl_inputs(s3_server, onnx_gallery):
 def single_process_rows(crawl_inputs, s3_storage, analyzer) -> pa.Table:
     from operators.decode import ImageDecoder
     from operators.matcher import GalleryMatcher
-    from vipwatch import storage
-    from vipwatch.schema import to_output
+    from core import storage
+    from core.schema import to_output
 
     uris = storage.list_files(crawl_inputs["input"], storage=s3_storage)
     batch = pa.table({"path": [u[len("s3://"):] for u in uris],

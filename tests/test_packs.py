@@ -7,7 +7,7 @@ import pytest
 
 from operators.align import align_face
 from operators.packs import load_model_pack
-from vipwatch.config import ModelPackConfig
+from core.config import ModelPackConfig
 
 from conftest import DLIB_PACK, MODELS, ONNX_PACK, PHOTOS
 

@@ -2,7 +2,7 @@
 "Performance" depend on it), checked on the plan Ray Data itself builds."""
 from __future__ import annotations
 
-from vipwatch.config import CrawlConfig, RayResources
+from core.config import CrawlConfig, RayResources
 
 from conftest import ONNX_PACK, PHOTOS
 
@@ -52,7 +52,7 @@ def test_one_pool_per_stage_when_not_fused(ray_cluster, capsys):
 
 
 def test_a_gpu_stage_keeps_its_own_pool_and_cpus_stay_free():
-    from vipwatch.config import ForgeryConfig
+    from core.config import ForgeryConfig
     from vipwatch.pipeline import face_stages, stage_pools
 
     config = CrawlConfig(input="in", gallery="g", output="out", model=ONNX_PACK,

@@ -7,7 +7,7 @@ from pathlib import Path
 import duckdb
 import pyarrow.dataset as pads
 
-from vipwatch import storage
+from core import storage
 from vipwatch.alerts import read_alerts
 from vipwatch.queries import (ALERTS_PER_VIP, ERROR_BREAKDOWN, FACES_PER_IDENTITY, QUERIES, TOP_FORGERIES_PER_VIP,
                               VIEWS, connect)

@@ -19,10 +19,10 @@ import pytest
 from conftest import ONNX_PACK, PHOTOS
 from hostile_inputs import ERROR, READ_FACE, READ_NO_FACE, make_cases
 from index.gallery import Gallery, GalleryError
-from vipwatch import storage
-from vipwatch.config import CrawlConfig, ModelPackConfig, RayResources
+from core import storage
+from core.config import CrawlConfig, ModelPackConfig, RayResources
 from vipwatch.pipeline import CrawlResult, run_crawl
-from vipwatch.schema import STATUS_ERROR, STATUS_NO_FACE, STATUS_OK
+from core.schema import STATUS_ERROR, STATUS_NO_FACE, STATUS_OK
 from vipwatch.shards import DONE_DIR, plan_shards
 from vipwatch.summary import read_results, summarise
 
@@ -293,7 +293,7 @@ class DurableS3:
             self.process.wait(timeout=10)
 
     def storage(self):
-        from vipwatch.config import StorageConfig
+        from core.config import StorageConfig
 
         return StorageConfig(endpoint_url=self.endpoint_url)
 

@@ -14,7 +14,7 @@ import requests
 from PIL import Image
 
 from tests.conftest import ONNX_PACK, PHOTOS, FACES_ALIGNED
-from vipwatch.schema import OUTPUT_SCHEMA
+from core.schema import OUTPUT_SCHEMA
 
 API_KEY = "serve-test-key-5b1f0c9e2d7a"
 ADMIN_KEY = "serve-test-admin-key-8e3a61f4"
@@ -36,7 +36,7 @@ def gallery_root(onnx_gallery, tmp_path_factory) -> str:
 def server(ray_cluster, s3_server, gallery_root, monkeypatch_module):
     from ray import serve
 
-    from vipwatch.config import ServeConfig
+    from core.config import ServeConfig
     from vipwatch.s3server import free_port
     from vipwatch.serve.app import APP_NAME, build_app
 
@@ -285,7 +285,7 @@ def test_app_refuses_a_gallery_of_another_embedder_before_deploying(gallery_root
     """The ONNX-pack gallery served with the dlib pack: build_app fails with the reason, before
     any replica starts (the crawl refuses the same pairing on its driver)."""
     from index.gallery import GalleryError
-    from vipwatch.config import ModelPackConfig, ServeConfig
+    from core.config import ModelPackConfig, ServeConfig
     from vipwatch.serve.app import build_app
 
     monkeypatch.setenv("VIPWATCH_API_KEY", API_KEY)

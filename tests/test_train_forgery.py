@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from operators.align import crop_from_aligned_input
-from operators.forgery.sbi_data import FaceSet, split_by_identity
+from vipwatch.training.sbi_data import FaceSet, split_by_identity
 from tests.conftest import DATA, FACES_ALIGNED, MODELS
 
 IDENTITIES = sorted(p.name for p in FACES_ALIGNED.iterdir())[:2]
@@ -42,7 +42,7 @@ def test_split_holds_out_whole_identities():
 def test_tiny_training_run_writes_loadable_artefact(ray_cluster, s3_server, tiny_real):
     from jobs.train_forgery import main
     from operators.forgery.sbi_detector import SBIDetector
-    from vipwatch import storage
+    from core import storage
 
     s3_server.create_bucket("sbi-models")
     out = "s3://sbi-models/tiny"
@@ -81,7 +81,7 @@ def test_tiny_training_run_writes_loadable_artefact(ray_cluster, s3_server, tiny
 def test_detector_refuses_tampered_model(ray_cluster, s3_server, tmp_path):
     """Depends on the artefact of the previous test (same module, same S3 server)."""
     from operators.forgery.sbi_detector import SBIDetector
-    from vipwatch import storage
+    from core import storage
 
     source = "s3://sbi-models/tiny"
     if not storage.exists(storage.join(source, "manifest.json")):

@@ -21,8 +21,9 @@ import pyarrow.compute as pc
 import pyarrow.dataset as pads
 import pyarrow.parquet as pq
 
-from vipwatch import storage
-from vipwatch.schema import ALIGNED_SIZE, OUTPUT_SCHEMA, STATUS_OK, to_output
+from core import storage
+from core.images import encode_jpeg
+from core.schema import ALIGNED_SIZE, OUTPUT_SCHEMA, STATUS_OK, to_output
 
 ALERTS_DIR = "_alerts"
 SUSPECTED = "suspected_forgery"
@@ -62,8 +63,6 @@ def alert_table(work: pa.Table) -> pa.Table:
     for name in ALERT_OUTPUT_COLUMNS:
         columns[name] = output.column(name)
     # Encoded like the gallery's references.aligned_face_jpeg, so the report shows them alike.
-    from index.builder import encode_jpeg
-
     columns["face_jpeg"] = pa.array([encode_jpeg(raw, ALIGNED_SIZE) if raw else None
                                      for raw in rows.column("aligned_face").to_pylist()], pa.binary())
     return pa.Table.from_pydict(columns, schema=ALERT_SCHEMA)

@@ -7,7 +7,7 @@ import logging
 import os
 import sys
 
-from vipwatch.config import ForgeryConfig, ModelPackConfig
+from core.config import ForgeryConfig, ModelPackConfig
 
 
 def add_model_args(parser: argparse.ArgumentParser) -> None:

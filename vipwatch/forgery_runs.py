@@ -7,15 +7,15 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from index.builder import embed_images
+from vipwatch.enrol import embed_images
 from operators.decode import ImageDecoder
 from operators.face_analyzer import FaceAnalyzer
-from operators.forgery_scorer import ForgeryScorer
+from operators.forgery.scorer import ForgeryScorer
 from operators.matcher import GalleryMatcher
-from vipwatch import storage
-from vipwatch.config import DecodeConfig, StorageConfig
-from vipwatch.schema import STATUS_OK
-from vipwatch.storage import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS
+from core import storage
+from core.config import DecodeConfig, StorageConfig
+from core.schema import STATUS_OK
+from core.storage import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS
 
 
 def labelled_uris(real: str, fake: str, storage_config: StorageConfig | None = None) -> list[tuple[str, int]]:

@@ -18,10 +18,10 @@ from datetime import datetime, timezone
 
 import pyarrow.fs as pafs
 
-from vipwatch import storage
+from core import storage
 from vipwatch.alerts import AlertProjection, alerts_uri
-from vipwatch.config import CrawlConfig
-from vipwatch.schema import to_output
+from core.config import CrawlConfig
+from core.schema import to_output
 
 log = logging.getLogger(__name__)
 MANIFEST_EXTENSIONS = (".txt", ".lst", ".csv", ".manifest")
@@ -89,7 +89,7 @@ def face_stages(config: CrawlConfig, cluster_cpus: float = 2.0) -> list[Stage]:
     """Decoded images -> scored face rows. Stages after FaceAnalyzer take and return WORK_SCHEMA
     tables, so a stage is added by appending it here (the forgery scorer is one)."""
     from operators.face_analyzer import FaceAnalyzer
-    from operators.forgery_scorer import ForgeryScorer
+    from operators.forgery.scorer import ForgeryScorer
     from operators.matcher import GalleryMatcher
 
     res = config.resources

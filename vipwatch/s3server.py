@@ -22,7 +22,7 @@ from typing import Optional
 
 import boto3
 
-from vipwatch.config import StorageConfig
+from core.config import StorageConfig
 
 AWS_ENV = {
     "AWS_ACCESS_KEY_ID": "testing",

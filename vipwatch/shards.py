@@ -29,8 +29,8 @@ from typing import Callable, Optional
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from vipwatch import storage
-from vipwatch.config import StorageConfig
+from core import storage
+from core.config import StorageConfig
 
 log = logging.getLogger(__name__)
 

@@ -5,7 +5,7 @@ from collections import Counter
 
 import pyarrow.dataset as pads
 
-from vipwatch import storage
+from core import storage
 
 
 def read_results(output_uri: str, columns: list[str] | None = None, storage_config=None):

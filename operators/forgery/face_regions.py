@@ -9,7 +9,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from vipwatch.schema import ALIGNED_SIZE
+from core.schema import ALIGNED_SIZE
 
 # Ellipse around the template landmarks: eyes at y~51.6, mouth corners at y~92.3; the brows
 # sit ~14 px above the eyes, the lower lip ~8 px below the mouth corners.

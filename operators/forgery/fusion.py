@@ -16,7 +16,7 @@ from typing import Optional
 
 import numpy as np
 
-from vipwatch import storage
+from core import storage
 
 FORMAT = "vipwatch-forgery-fusion"
 # Identity signals of unusual faces reach tens of spreads; bound them so one row cannot dominate.

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from index import forgery_reference as ref
-from operators.forgery.face_regions import inner_face, outer_ring
+from operators.forgery.face_regions import REGIONS_VERSION, inner_face, outer_ring
 
 SIGNALS = ("identity_similarity", "identity_deficit", "inner_similarity", "inner_whole_gap",
            "context_similarity", "context_deficit")
@@ -32,6 +32,17 @@ def region_embeddings(pack, aligned_faces: list[np.ndarray]) -> tuple[np.ndarray
         dim = getattr(pack, "embedding_dim", 0)
         return np.zeros((0, dim), np.float32), np.zeros((0, dim), np.float32)
     return pack.embed([inner_face(a) for a in aligned_faces]), pack.embed([outer_ring(a) for a in aligned_faces])
+
+
+def reference_columns(pack, aligned_faces: list[np.ndarray]) -> dict[str, list]:
+    """Per-reference forgery embeddings for enrolment (the same crops the scorer makes)."""
+    inner, outer = region_embeddings(pack, aligned_faces)
+    return {ref.INNER_COLUMN: inner.tolist(), ref.OUTER_COLUMN: outer.tolist()}
+
+
+def manifest_entry(pack) -> dict:
+    return {"forgery_reference": {"embedder_id": pack.embedder_id, "regions": REGIONS_VERSION,
+                                  "columns": [ref.INNER_COLUMN, ref.OUTER_COLUMN]}}
 
 
 @dataclass
@@ -63,7 +74,7 @@ class IdentityReferences:
         identities = gallery.identities
         if not ref.has_forgery_reference(identities):
             raise ValueError(f"gallery {gallery.version} has no forgery reference columns: re-enrol it "
-                             f"(index.builder.enroll computes them)")
+                             f"(vipwatch.enrol.enroll computes them)")
         table = identities.to_pydict()
         self.row_of = {identity: k for k, identity in enumerate(table["identity_id"])}
         self.display_name = dict(zip(table["identity_id"], table.get("display_name", table["identity_id"])))

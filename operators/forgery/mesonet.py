@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from operators.forgery.torch_device import select_device
-from vipwatch import storage
+from core import storage
 
 INPUT_SIZE = 256
 KERAS_BN_EPSILON = 1e-3

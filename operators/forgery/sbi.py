@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 
 from operators.align import ARCFACE_TEMPLATE
-from vipwatch.schema import ALIGNED_SIZE, CONTEXT_SIZE
+from core.schema import ALIGNED_SIZE, CONTEXT_SIZE
 
 # The 5 template landmarks in the 224 context frame (same scale, centre shifted by 56).
 CONTEXT_LANDMARKS = ARCFACE_TEMPLATE + (CONTEXT_SIZE - ALIGNED_SIZE) / 2

@@ -9,10 +9,10 @@ import numpy as np
 import torch
 
 from operators.forgery.sbi_model import model_inputs
-from operators.forgery.sbi_train import MANIFEST_FILE, MODEL_FILE
+from operators.forgery.sbi_model import MANIFEST_FILE, MODEL_FILE
 from operators.forgery.torch_device import select_device
-from vipwatch import storage
-from vipwatch.config import StorageConfig
+from core import storage
+from core.config import StorageConfig
 
 
 class SBIDetector:

@@ -15,6 +15,8 @@ from torch import nn
 # already aligned (--aligned pads the rest by edge replication), so training on aligned crops
 # and scoring crawl crops see the same thing.
 CONTEXT_WINDOW = (56, 56, 168, 168)
+# Files of a trained SBI artefact (a directory or s3:// prefix).
+MODEL_FILE, MANIFEST_FILE = "model.pt", "manifest.json"
 BACKBONES = {"tiny": (8, 16, 32, 64), "small": (16, 32, 64, 128), "base": (32, 64, 128, 256)}
 
 

@@ -6,8 +6,8 @@ import os
 from pathlib import Path
 
 from operators.packs.base import Detection, ModelPack
-from vipwatch import storage
-from vipwatch.config import ModelPackConfig, StorageConfig
+from core import storage
+from core.config import ModelPackConfig, StorageConfig
 
 __all__ = ["Detection", "ModelPack", "load_model_pack", "local_pack_dir"]
 

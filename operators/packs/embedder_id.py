@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Optional
 
 from operators.packs.base import file_digest
-from vipwatch.config import ModelPackConfig, StorageConfig
+from core.config import ModelPackConfig, StorageConfig
 
 log = logging.getLogger(__name__)
 

@@ -55,7 +55,7 @@ def run_raw(config, corpus_files: list[Path], uri_prefix: str, batch_size: int) 
 
     from operators.decode import ImageDecoder
     from vipwatch.pipeline import face_stages
-    from vipwatch.schema import to_output
+    from core.schema import to_output
 
     decoder = ImageDecoder(config.decode, uri_prefix)
     operators = []
@@ -86,11 +86,11 @@ def run_raw(config, corpus_files: list[Path], uri_prefix: str, batch_size: int) 
 
 
 def image_benchmark(args) -> dict:
-    from index.builder import enroll
+    from vipwatch.enrol import enroll
     from operators.face_analyzer import FaceAnalyzer
-    from vipwatch import storage
+    from core import storage
     from vipwatch.cli import model_config
-    from vipwatch.config import SHARED_DIR, CrawlConfig, ForgeryConfig, RayResources
+    from core.config import SHARED_DIR, CrawlConfig, ForgeryConfig, RayResources
     from vipwatch.ray_cluster import init_ray
     from vipwatch.pipeline import run_crawl
     from vipwatch.s3server import LocalS3Server

@@ -15,7 +15,7 @@ from ray.serve import Application
 
 from index.gallery import Gallery
 from operators.matcher import GalleryMatcher
-from vipwatch.config import ServeConfig
+from core.config import ServeConfig
 from vipwatch.pipeline import check_gallery_matches_pack, face_stages
 from vipwatch.serve.deployments import MatcherRunner, StageRunner
 from vipwatch.serve.ingress import ingress_deployment

@@ -19,8 +19,8 @@ from ray import serve
 
 from index.gallery import embeddings_of
 from operators.decode import ImageDecoder
-from vipwatch.config import ServeConfig
-from vipwatch.schema import STATUS_ERROR, STATUS_NO_FACE, STATUS_OK, to_output
+from core.config import ServeConfig
+from core.schema import STATUS_ERROR, STATUS_NO_FACE, STATUS_OK, to_output
 from vipwatch.serve.errors import ApiError, decode_error, install_handlers, log
 from vipwatch.serve.security import RequestGuard, normalise_prefixes, within_roots
 from vipwatch.serve.sources import ImageInput, read_image
@@ -129,7 +129,7 @@ class Ingress:
         }
 
     async def reload_gallery(self, body: GalleryReload) -> dict:
-        from vipwatch import storage
+        from core import storage
 
         if body.uri and body.version:
             raise ApiError(400, "invalid_request", "give uri or version, not both")

@@ -11,8 +11,8 @@ import pyarrow.fs as pafs
 from fastapi import Request
 from starlette.datastructures import UploadFile
 
-from vipwatch import storage
-from vipwatch.config import StorageConfig
+from core import storage
+from core.config import StorageConfig
 from vipwatch.serve.errors import ApiError
 from vipwatch.serve.security import UriRefused, check_object_uri
 

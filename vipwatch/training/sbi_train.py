@@ -19,13 +19,13 @@ from typing import Callable, Optional
 import numpy as np
 import torch
 
-from operators.forgery.sbi_data import FaceSet, load_faces, split_by_identity, training_batch, validation_pairs
-from operators.forgery.sbi_model import CONTEXT_WINDOW, build_network, export_torchscript, normalise
-from vipwatch import storage
-from vipwatch.config import ModelPackConfig, StorageConfig
+from vipwatch.training.sbi_data import FaceSet, load_faces, split_by_identity, training_batch, validation_pairs
+from operators.forgery.sbi_model import MANIFEST_FILE, MODEL_FILE, CONTEXT_WINDOW, build_network, export_torchscript, normalise
+from core import storage
+from core.config import ModelPackConfig, StorageConfig
 
 log = logging.getLogger(__name__)
-MODEL_FILE, MANIFEST_FILE = "model.pt", "manifest.json"
+
 
 
 @dataclass
@@ -158,7 +158,7 @@ def evaluate_artifact(model_bytes: bytes, inputs_real: np.ndarray, inputs_fake: 
 
 
 def run_training(options: TrainOptions) -> dict:
-    from operators.forgery.sbi_model import model_inputs
+    from operators.forgery.sbi_model import MANIFEST_FILE, MODEL_FILE, model_inputs
     from vipwatch.ray_cluster import init_ray
 
     if bool(options.val_real) != bool(options.val_fake):

@@ -17,8 +17,8 @@ from operators.forgery.detectors import load_detectors
 from operators.forgery.face_regions import REGIONS_VERSION
 from operators.forgery.fusion import FusionModel, Uncalibrated
 from operators.forgery.identity_signal import SIGNALS, IdentityReferences, region_embeddings
-from vipwatch.config import ForgeryConfig, ModelPackConfig, StorageConfig
-from vipwatch.schema import ALIGNED_SIZE, CONTEXT_SIZE, STATUS_OK, WORK_SCHEMA, set_columns
+from core.config import ForgeryConfig, ModelPackConfig, StorageConfig
+from core.schema import ALIGNED_SIZE, CONTEXT_SIZE, STATUS_OK, WORK_SCHEMA, set_columns
 
 AUTHENTIC, SUSPECTED, UNVERIFIED = "authentic", "suspected_forgery", "unverified"
 ARTEFACT_REASON_AT = 0.5

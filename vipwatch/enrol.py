@@ -11,20 +11,20 @@ import logging
 from dataclasses import dataclass, field
 from typing import Optional
 
-import cv2
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from index import forgery_reference
 from index.gallery import Gallery, GalleryError, embeddings_of
 from operators.decode import ImageDecoder
 from operators.face_analyzer import FaceAnalyzer
-from vipwatch import storage
-from vipwatch.config import DecodeConfig, ModelPackConfig, StorageConfig
-from vipwatch.schema import STATUS_OK
-from vipwatch.storage import IMAGE_EXTENSIONS
+from operators.forgery import identity_signal
+from core import storage
+from core.images import encode_jpeg
+from core.config import DecodeConfig, ModelPackConfig, StorageConfig
+from core.schema import STATUS_OK
+from core.storage import IMAGE_EXTENSIONS
 
 log = logging.getLogger(__name__)
 BATCH = 32
@@ -34,12 +34,6 @@ BATCH = 32
 class Enrolment:
     gallery: Gallery
     rejected: list[dict] = field(default_factory=list)
-
-
-def encode_jpeg(raw_rgb: bytes, size: int = 112) -> bytes:
-    rgb = np.frombuffer(raw_rgb, dtype=np.uint8).reshape(size, size, 3)
-    ok, encoded = cv2.imencode(".jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 95])
-    return encoded.tobytes()
 
 
 def list_references(root: str, storage_config: Optional[StorageConfig] = None,
@@ -119,7 +113,7 @@ def enroll(root: str, model: ModelPackConfig, aligned: bool = False, target_fpir
         # JPEG keeps the artefact small; the report shows these beside alerts.
         "aligned_face_jpeg": [encode_jpeg(face) for face in faces.column("aligned_face").to_pylist()],
         # The identity-aware forgery signal compares probes' inner face / outer ring with these.
-        **forgery_reference.reference_columns(analyzer.pack, aligned_faces),
+        **identity_signal.reference_columns(analyzer.pack, aligned_faces),
     })
     impostor_embeddings = None
     if impostors:
@@ -132,5 +126,5 @@ def enroll(root: str, model: ModelPackConfig, aligned: bool = False, target_fpir
                             display_names=read_display_names(root, storage_config),
                             extra_manifest={"source": root, "aligned_input": aligned,
                                             "rejected_references": len(rejected),
-                                            **forgery_reference.manifest_entry(analyzer.pack)})
+                                            **identity_signal.manifest_entry(analyzer.pack)})
     return Enrolment(gallery=gallery, rejected=rejected)

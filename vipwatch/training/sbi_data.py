@@ -16,9 +16,9 @@ from operators.align import crop_from_aligned_input
 from operators.decode import DecodeError, ImageDecoder, decode_image
 from operators.forgery.sbi import CONTEXT_LANDMARKS, self_blend
 from operators.forgery.sbi_model import model_inputs
-from vipwatch import storage
-from vipwatch.config import DecodeConfig, ModelPackConfig, StorageConfig
-from vipwatch.schema import STATUS_OK
+from core import storage
+from core.config import DecodeConfig, ModelPackConfig, StorageConfig
+from core.schema import STATUS_OK
 
 log = logging.getLogger(__name__)
 BATCH = 16
