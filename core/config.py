@@ -106,8 +106,11 @@ class ForgeryConfig(BaseModel):
     identity-aware signal, and the fusion artefact written by jobs.calibrate."""
 
     enabled: bool = True
-    # "<kind>:<uri>" per detector, kind in {mesonet, sbi}; MesoNet weights ship in ../shared.
-    detectors: list[str] = Field(default_factory=lambda: [f"mesonet:{SHARED_DIR / 'models' / 'mesonet' / 'Meso4_DF.h5'}"])
+    # "<kind>:<uri>" per detector, kind in {mesonet, sbi}. Empty by default: MesoNet Meso4_DF
+    # measures face size, not forgery (issue 14: P(fake) > 0.5 for 92% of demo faces with eyes
+    # < 20 px apart), so it is only used when asked for (--forgery-detector mesonet:<h5>). A
+    # default never points into ../shared: a deployed image has none.
+    detectors: list[str] = Field(default_factory=list)
     # A jobs.calibrate artefact (JSON). None: uncalibrated fallback, marked so in forgery_model.
     fusion_model: Optional[str] = None
     # A face below the match threshold still gets the identity check against its top candidate

@@ -14,7 +14,7 @@ def signal_frame(onnx_gallery, onnx_analyzer, tmp_path_factory):
     from operators.face_analyzer import FaceAnalyzer
     from operators.forgery.scorer import ForgeryScorer
     from operators.matcher import GalleryMatcher
-    from tests.conftest import FACES_ALIGNED
+    from tests.conftest import FACES_ALIGNED, MODELS
     from core.config import ForgeryConfig
     from vipwatch.forgery_runs import labelled_uris, score_labelled
 
@@ -22,7 +22,8 @@ def signal_frame(onnx_gallery, onnx_analyzer, tmp_path_factory):
     make_swaps(str(FACES_ALIGNED), str(out), per_identity=5, seed=5)
     analyzer = FaceAnalyzer(onnx_analyzer.model_config, aligned=True, pack=onnx_analyzer.pack)
     matcher = GalleryMatcher(onnx_gallery)
-    scorer = ForgeryScorer(gallery=matcher.gallery, forgery=ForgeryConfig(), pack=onnx_analyzer.pack)
+    scorer = ForgeryScorer(gallery=matcher.gallery, pack=onnx_analyzer.pack,
+                           forgery=ForgeryConfig(detectors=[f"mesonet:{MODELS / 'mesonet' / 'Meso4_DF.h5'}"]))
     return score_labelled(labelled_uris(str(out / "real"), str(out / "fake")), analyzer, matcher, scorer)
 
 

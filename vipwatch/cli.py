@@ -27,8 +27,8 @@ def add_model_args(parser: argparse.ArgumentParser) -> None:
 def add_forgery_args(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("forgery scoring")
     group.add_argument("--forgery-detector", action="append", default=None, metavar="KIND:URI",
-                       help="artefact detector, repeatable (mesonet:<h5>, sbi:<artefact>); default: MesoNet "
-                            "Meso4_DF from ../shared. 'none' for no artefact detector")
+                       help="artefact detector, repeatable (mesonet:<h5>, sbi:<artefact>); default: "
+                            "ForgeryConfig.detectors. 'none' for no artefact detector")
     group.add_argument("--forgery-fusion", default=None, help="fusion artefact from jobs.calibrate (JSON)")
     group.add_argument("--no-forgery", action="store_true", help="skip forgery scoring")
     group.add_argument("--no-identity-signal", action="store_true", help="artefact detectors only")
