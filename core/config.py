@@ -81,7 +81,7 @@ class RayResources(BaseModel):
     # stay schedulable, but its second thread uses the core whenever decode idles (its threads
     # sleep rather than spin,
     # operators/packs/onnx_pack.py). jobs.benchmark --images 1000: 1 actor x 2 threads 0.823 vs
-    # 2 actors x 1 thread 0.687 at +1.6 GB RSS (README "Performance").
+    # 2 actors x 1 thread 0.687 at +1.6 GB RSS (docs/performance.md).
     analyzer_threads: int = 2
     matcher_num_cpus: float = 0.25
     # Consecutive face stages share one actor pool unless a stage needs GPUs of its own
@@ -144,13 +144,13 @@ class CrawlConfig(FaceChainSettings):
     # one Ray Data execution each, whose actor pools start afresh (~10 s on the 2-core machine:
     # worker imports, model and gallery loads). jobs.benchmark --images 2000: crawl/raw 0.446 in
     # shards of 1,000 vs 0.87 in one shard. A shard should take minutes: 10,000 is ~15 min at the
-    # 2-core rate; a GPU node, ~30x faster, wants 100,000 or more (README "Performance").
+    # 2-core rate; a GPU node, ~30x faster, wants 100,000 or more (docs/performance.md).
     shard_size: int = 10_000
     # Face rows per Parquet file, at least (Ray Data's min_rows_per_file hint; None or 0: Ray
     # Data's choice, about one file per analyzer batch, ~200 rows). Fewer, larger files suit
     # Athena / Spark, and the write step runs 3 tasks instead of 63 per 2,000 images:
     # jobs.benchmark --images 2000, crawl CPU 215 / 214 s vs 222-238 s with None, ratio
-    # 0.965 / 0.940 (README "Performance").
+    # 0.965 / 0.940 (docs/performance.md).
     min_rows_per_file: Optional[int] = 5_000
     aligned: bool = False
 

@@ -1,7 +1,7 @@
 """jobs.benchmark and vipwatch/bench: the corpus is what its names say, the sampler sees the
 processes it reports, the gallery-scale recall is measured against exact search, and the
 benchmark command prints its JSON line with equal counts on both sides. Only behaviour is
-asserted here; the speed and memory figures are the command's output (README, Performance)."""
+asserted here; the speed and memory figures are the command's output (docs/performance.md)."""
 from __future__ import annotations
 
 import json

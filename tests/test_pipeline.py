@@ -1,5 +1,5 @@
-"""The crawl's Ray Data plan: which stages run where (the throughput knobs of README
-"Performance" depend on it), checked on the plan Ray Data itself builds."""
+"""The crawl's Ray Data plan: which stages run where (the throughput knobs of
+docs/performance.md depend on it), checked on the plan Ray Data itself builds."""
 from __future__ import annotations
 
 from core.config import CrawlConfig, RayResources
@@ -21,7 +21,7 @@ def physical_plan(ray_cluster, capsys, resources: RayResources) -> str:
 def test_read_runs_inside_the_decode_actors(ray_cluster, capsys):
     """Default: files are read and decoded by one CPU actor pool (read fused into it), then the
     analyzer pool; no task pool runs the read. A batch size on the decode stage would silently
-    undo the fusion and bring back a worker process per read task (README "Performance")."""
+    undo the fusion and bring back a worker process per read task (docs/performance.md)."""
     plan = physical_plan(ray_cluster, capsys, RayResources())
     assert "ActorPoolMapOperator[ReadBinary->MapBatches(ImageDecoder)]" in plan
     assert "ActorPoolMapOperator[MapBatches(FaceAnalyzer" in plan

@@ -1,4 +1,4 @@
-"""README's DuckDB queries (vipwatch/queries.py) against a real crawl output, locally and on S3."""
+"""docs/querying.md's DuckDB queries (vipwatch/queries.py) against a real crawl output, locally and on S3."""
 from __future__ import annotations
 
 from collections import Counter
@@ -13,7 +13,7 @@ from vipwatch.queries import (ALERTS_PER_VIP, ERROR_BREAKDOWN, FACES_PER_IDENTIT
                               VIEWS, connect)
 from vipwatch.summary import read_results
 
-README = Path(__file__).resolve().parent.parent / "README.md"
+QUERYING_DOC = Path(__file__).resolve().parent.parent / "docs" / "querying.md"
 
 
 def rows(connection, sql: str) -> list[dict]:
@@ -22,10 +22,10 @@ def rows(connection, sql: str) -> list[dict]:
     return [dict(zip(names, values)) for values in cursor.fetchall()]
 
 
-def test_readme_shows_every_query_verbatim():
-    text = README.read_text()
+def test_docs_show_every_query_verbatim():
+    text = QUERYING_DOC.read_text()
     for name, sql in {**QUERIES, "views": VIEWS}.items():
-        assert sql in text, f"README 'Querying results' lacks the current {name} query (vipwatch/queries.py)"
+        assert sql in text, f"docs/querying.md lacks the current {name} query (vipwatch/queries.py)"
 
 
 def test_queries_answer_what_the_rows_say(alert_crawl):

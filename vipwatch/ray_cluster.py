@@ -38,7 +38,7 @@ def init_ray(num_cpus: int | None = None, object_store_mb: int | None = None) ->
     # on a small node exceed that, so every read / write task then paid for a fresh worker
     # process (~2 s of CPU for imports): 18 worker processes for 300 images, 40 s of CPU, in
     # jobs.benchmark --images 300. Read by the raylet at start, hence only for a local cluster;
-    # a cluster started with `ray start` takes it from the environment there (README).
+    # a cluster started with `ray start` takes it from the environment there (docs/performance.md).
     os.environ.setdefault("RAY_num_workers_soft_limit", str(max(16, os.cpu_count() or 1)))
     object_store = (object_store_mb or int(os.environ.get("VIPWATCH_OBJECT_STORE_MB", "2048"))) * 1024 * 1024
     ray.init(num_cpus=num_cpus, object_store_memory=object_store, include_dashboard=False,

@@ -6,7 +6,7 @@ moto's S3 Flask app alone (``python -m vipwatch.s3server PORT``) rather than ``m
 whose dispatcher works out the AWS service of every request (it lists moto's package directory
 each time): S3 only, a GET + HEAD of an object costs the server 5.7 ms of CPU instead of 12.5 ms
 with 2,000 objects in the bucket. On the 2-core machine that server shares the cores with the
-crawl it serves (README "Performance").
+crawl it serves (docs/performance.md).
 """
 from __future__ import annotations
 

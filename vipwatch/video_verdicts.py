@@ -5,7 +5,7 @@ Per video: ``mean_score`` and ``max_score`` of the frame forgery scores; the ver
 ``suspected_forgery`` when at least half of the frames that involved a VIP were flagged,
 ``authentic`` when VIP frames exist and fewer were flagged, ``unverified`` when no frame
 involved a VIP. Majority rather than max: one odd frame (blur, profile) should not flag a video,
-and a swap shows in most frames. Same as the DuckDB query in README.md ("Forgery scoring").
+and a swap shows in most frames. Same as the DuckDB query in docs/forgery.md ("Evaluation").
 """
 from __future__ import annotations
 

@@ -64,7 +64,7 @@ def gallery_benchmark(sizes: list[int], dims: list[int], kinds: list[str], queri
             for kind in kinds:
                 if kind == "hnsw_ip" and size > hnsw_max:
                     results.append({"dim": dim, "size": size, "kind": kind, "skipped": f"HNSW build above {hnsw_max} "
-                                    "vectors takes too long on this 2-core machine (see the projection in README)"})
+                                    "vectors takes too long on this 2-core machine (see the projection in docs/performance.md)"})
                     print(json.dumps(results[-1]), flush=True)
                     continue
                 before = _rss_mb()
