@@ -2,9 +2,11 @@
 
 Two heads: ``vip`` (artefact + identity signals) for faces with a VIP candidate, ``generic``
 (artefact signals only) for the rest. Each is a logistic regression fitted by jobs.calibrate on
-a labelled validation set, with a verdict threshold at a target false-alarm rate on its
-authentic faces. Without an artefact, ``UNCALIBRATED`` squashes the signals by hand: a ranking,
-not a probability, and forgery_model says so.
+a labelled set, with a verdict threshold at a target false-alarm rate on its authentic faces.
+The default (ForgeryConfig.fusion_model) is the artefact shipped in ``artefacts/``, fitted by
+``python -m jobs.forgery_benchmark --write-fusion`` at a stated forgery prior (docs/forgery.md).
+Only when asked for explicitly (fusion_model "uncalibrated" or None), ``Uncalibrated`` squashes
+the signals by hand: a ranking, not a probability, and forgery_model says so.
 """
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ import hashlib
 import json
 import math
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Optional
 
 import numpy as np
@@ -19,6 +22,10 @@ import numpy as np
 from core import storage
 
 FORMAT = "vipwatch-forgery-fusion"
+FUSION_FILE, MANIFEST_FILE = "fusion.json", "manifest.json"
+# Shipped artefacts live inside the package, so an installed wheel or image carries them.
+ARTEFACTS_DIR = Path(__file__).resolve().parent / "artefacts"
+UNCALIBRATED = "uncalibrated"
 # Identity signals of unusual faces reach tens of spreads; bound them so one row cannot dominate.
 FEATURE_CLIP = (-10.0, 30.0)
 
@@ -37,13 +44,23 @@ class Head:
     coef: list[float]
     intercept: float
     threshold: float
+    # Model-space value of a feature a row lacks (its mean on the fitting rows); None: required.
+    fill: Optional[list[float]] = None
+
+    def predict_matrix(self, x: np.ndarray) -> np.ndarray:
+        """Model-space features (feature_value applied), NaN where missing."""
+        x = np.asarray(x, np.float64).reshape(len(x), len(self.features))
+        if self.fill is not None:
+            x = np.where(np.isfinite(x), x, np.asarray(self.fill, np.float64))
+        z = x @ np.asarray(self.coef, np.float64) + self.intercept
+        return (1.0 / (1.0 + np.exp(-z))).astype(np.float32)
 
     def predict(self, rows: list[dict[str, float]]) -> np.ndarray:
         if not rows:
             return np.zeros(0, np.float32)
-        x = np.array([[feature_value(f, r[f]) for f in self.features] for r in rows], np.float64).reshape(len(rows), -1)
-        z = x @ np.asarray(self.coef, np.float64) + self.intercept
-        return (1.0 / (1.0 + np.exp(-z))).astype(np.float32)
+        missing = math.nan if self.fill is not None else None
+        x = [[feature_value(f, r[f]) if missing is None or f in r else missing for f in self.features] for r in rows]
+        return self.predict_matrix(np.array(x, np.float64))
 
 
 @dataclass
@@ -62,7 +79,16 @@ class FusionModel:
 
     @classmethod
     def load(cls, uri: str, storage_config=None) -> "FusionModel":
-        data = json.loads(storage.read_bytes(uri, storage_config))
+        """A fusion JSON file, or an artefact directory (fusion.json + manifest.json whose sha256
+        must match)."""
+        if not uri.endswith(".json"):
+            manifest = json.loads(storage.read_bytes(storage.join(uri, MANIFEST_FILE), storage_config))
+            raw = storage.read_bytes(storage.join(uri, FUSION_FILE), storage_config)
+            if hashlib.sha256(raw).hexdigest() != manifest.get("fusion_sha256"):
+                raise ValueError(f"{uri}: {FUSION_FILE} does not match the sha256 in its {MANIFEST_FILE}")
+        else:
+            raw = storage.read_bytes(uri, storage_config)
+        data = json.loads(raw)
         if data.get("format") != FORMAT:
             raise ValueError(f"{uri} is not a {FORMAT} artefact")
         heads = {k: Head(**v) for k, v in data.pop("heads").items()}
@@ -72,6 +98,14 @@ class FusionModel:
 
     def head(self, vip: bool) -> Optional[Head]:
         return self.heads.get("vip" if vip else "generic")
+
+
+def load_fusion(spec: Optional[str], storage_config=None):
+    """ForgeryConfig.fusion_model -> the fusion: an artefact (file or directory) or, only when
+    named explicitly ("uncalibrated" or None), the hand-made ranking."""
+    if spec is None or spec == UNCALIBRATED:
+        return Uncalibrated()
+    return FusionModel.load(spec, storage_config)
 
 
 def fusion_version(payload: dict) -> str:

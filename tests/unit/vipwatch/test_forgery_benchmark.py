@@ -1,0 +1,205 @@
+"""The forgery benchmark: its manipulation families on real photos, its identity-disjoint
+splits, leave-one-family-out, group-bootstrap intervals, the prior shift of the fitted fusion,
+and the command end to end at tiny sizes."""
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from core.config import SHARED_DIR
+from vipwatch.evaluation import face_edits, forgery_benchmark, fusion_fit
+from vipwatch.evaluation.forgery_corpus import (FaceLocator, assign_sides, build_corpus, find_sources, lfw_name,
+                                                read_rgb)
+from vipwatch.evaluation.forgery_families import FAMILIES, make_fake
+from vipwatch.evaluation.group_bootstrap import bootstrap
+
+LFW = SHARED_DIR / "data" / "lfw" / "lfw-deepfunneled"
+ALIGNED = SHARED_DIR / "data" / "faces_aligned"
+
+
+@pytest.fixture(scope="module")
+def locate(onnx_analyzer):
+    return FaceLocator(onnx_analyzer.pack)
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_each_family_changes_the_face_and_nothing_outside_its_mask(family, locate):
+    rng = np.random.default_rng(3)
+    vip_photo = locate(LFW / "Keanu_Reeves" / "Keanu_Reeves_0001.jpg")
+    donor = locate(LFW / "Aaron_Peirsol" / "Aaron_Peirsol_0001.jpg")
+    crop = read_rgb(ALIGNED / "keanu_reeves" / "040.png")
+    for _ in range(4):  # several draws: every mask / colour / blender the family picks
+        photo = vip_photo if family == "reenact" else donor
+        edit = make_fake(family, rng, crop=crop, photo=photo)
+        diff = np.abs(edit.rgb.astype(np.int16) - photo.rgb.astype(np.int16)).max(axis=2) > 0
+        x0, y0, x1, y1 = photo.bbox
+        w, h = x1 - x0, y1 - y0
+        face = np.zeros(diff.shape, bool)
+        face[int(y0 + 0.2 * h):int(y1 - 0.1 * h), int(x0 + 0.2 * w):int(x1 - 0.2 * w)] = True
+        # Pixels change in the centre of the face ...
+        assert diff[face].mean() > 0.3, (family, edit.recipe, diff[face].mean())
+        # ... and nowhere outside the region the family says it may change.
+        assert not (diff & ~edit.changed).any(), (family, edit.recipe)
+        # That region is the face, not the photo: well inside a box 1.6x the detection.
+        grown = np.zeros(diff.shape, bool)
+        grown[max(0, int(y0 - 0.5 * h)):int(y1 + 0.3 * h), max(0, int(x0 - 0.3 * w)):int(x1 + 0.3 * w)] = True
+        assert not (edit.changed & ~grown).any()
+        assert edit.changed.mean() < 0.5
+
+
+def test_laundering_rescales_and_recompresses_without_label():
+    rgb = read_rgb(LFW / "Aaron_Peirsol" / "Aaron_Peirsol_0001.jpg")
+    rng = np.random.default_rng(0)
+    seen = {(m["scale"], m["up"], m["jpeg_quality"]) for m in (face_edits.launder(rgb, rng)[1] for _ in range(60))}
+    assert {s for s, _, _ in seen} == set(face_edits.SCALES)
+    assert {q for _, _, q in seen} == set(face_edits.JPEG_QUALITIES)
+    assert any(up for _, up, _ in seen) and any(s < 1 and not up for s, up, _ in seen)
+
+
+def test_assign_sides_keeps_groups_whole_and_balances_weight():
+    weights = {f"g{k}": float(k % 5 + 1) for k in range(40)}
+    sides = assign_sides(weights, seed=1)
+    assert set(sides) == set(weights) and set(sides.values()) == {"A", "B"}
+    load = {s: sum(w for g, w in weights.items() if sides[g] == s) for s in "AB"}
+    assert abs(load["A"] - load["B"]) <= max(weights.values())
+    assert assign_sides(weights, seed=1) == sides and assign_sides(weights, seed=2) != sides
+
+
+@pytest.fixture(scope="module")
+def tiny_corpus(onnx_analyzer, tmp_path_factory):
+    root, rows = build_corpus(tmp_path_factory.mktemp("corpus"), onnx_analyzer.pack, per_family=10,
+                              authentic_lfw=16, seed=5, max_other_photos=3)
+    return root, pd.DataFrame(rows)
+
+
+def test_corpus_split_never_shares_identity_or_source_across_sides(tiny_corpus):
+    _, rows = tiny_corpus
+    assert set(rows["family"]) == set(FAMILIES) | {"authentic"}
+    side_of = {}
+    for _, row in rows.iterrows():
+        for group in row["groups"].split("|"):
+            assert side_of.setdefault(group, row["side"]) == row["side"], group
+    sources = {side: {s for v in rows.loc[rows["side"] == side, "sources"] for s in v.split("|")} for side in "AB"}
+    assert sources["A"] and sources["B"] and not sources["A"] & sources["B"]
+    # No enrolled (gallery) crop is ever a swap source.
+    enrolled = {str(p) for x in ALIGNED.iterdir() for p in sorted(x.glob("*.png"))[:10]}
+    assert not enrolled & (sources["A"] | sources["B"])
+    # A donor head is never also an authentic probe.
+    fakes = rows[rows["label"].astype(int) == 1]
+    donors = {g.split("|")[1] for g in fakes["groups"] if "|" in g}
+    authentic_people = set(rows.loc[rows["label"].astype(int) == 0, "identity"])
+    assert donors and not donors & authentic_people
+    # Swaps target VIPs: X's crops, X on the fake's identity.
+    vips = {p.name for p in ALIGNED.iterdir()}
+    assert set(fakes["identity"]) <= vips
+
+
+def test_corpus_is_cached_and_images_decode(tiny_corpus, onnx_analyzer, tmp_path_factory):
+    root, rows = tiny_corpus
+    again_root, again = build_corpus(root.parent, onnx_analyzer.pack, per_family=10, authentic_lfw=16, seed=5,
+                                     max_other_photos=3)
+    assert again_root == root and len(again) == len(rows)
+    fake = rows[rows["label"].astype(int) == 1].iloc[0]
+    assert read_rgb(fake["uri"]).ndim == 3
+    assert json.loads(fake["laundering"])["jpeg_quality"] in face_edits.JPEG_QUALITIES
+
+
+def test_lfw_names_of_vips_exist():
+    sources = find_sources()
+    assert lfw_name("jennifer_aniston") == "Jennifer_Aniston"
+    assert len(sources.vip_photos["jennifer_aniston"]) >= 10 and sources.vip_photos["barack_obama"]
+    assert not any(name.startswith("lfw:Jennifer_Aniston") for name in sources.lfw_people)
+
+
+def _frame(rows: pd.DataFrame) -> pd.DataFrame:
+    frame = rows.copy()
+    frame["label"] = frame["label"].astype(int)
+    frame["group"] = frame["identity"]
+    return frame
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_leave_one_family_out_holds_the_family_and_the_side_out(tiny_corpus, family):
+    frame = _frame(tiny_corpus[1])
+    for side in "AB":
+        fit, evaluate = forgery_benchmark.lofo_split(frame, family, side)
+        assert fit.any() and evaluate.any() and not (fit & evaluate).any()
+        assert family not in set(frame.loc[fit, "family"])
+        assert set(frame.loc[evaluate, "family"]) <= {family, "authentic"}
+        assert set(frame.loc[fit, "side"]) == {"AB".replace(side, "")} and set(frame.loc[evaluate, "side"]) == {side}
+        fit_groups = {g for v in frame.loc[fit, "groups"] for g in v.split("|")}
+        eval_groups = {g for v in frame.loc[evaluate, "groups"] for g in v.split("|")}
+        assert not fit_groups & eval_groups
+
+
+def test_bootstrap_intervals_contain_the_estimate_and_narrow_with_more_groups():
+    rng = np.random.default_rng(0)
+
+    def draw(groups_per_class):
+        labels = np.repeat([0, 1], groups_per_class * 5)
+        groups = np.concatenate([np.repeat(np.arange(groups_per_class), 5), 1000 + np.repeat(np.arange(groups_per_class), 5)])
+        group_shift = rng.normal(0, 0.5, 2000)[groups % 2000]
+        scores = labels * 1.0 + group_shift + rng.normal(0, 1, len(labels))
+        probabilities = 1 / (1 + np.exp(-scores))
+        return bootstrap(labels, scores, probabilities, groups, prior=None, resamples=300)
+
+    small, large = draw(8), draw(80)
+    for result in (small, large):
+        for name in ("auc", "tpr_at_fpr_1pct", "ece", "ece_even"):
+            cell = result[name]
+            assert cell["low"] <= cell["value"] <= cell["high"], (name, cell)
+    assert large["auc"]["high"] - large["auc"]["low"] < small["auc"]["high"] - small["auc"]["low"]
+    assert small["counts"] == {"forged": 40, "authentic": 40, "forged_groups": 8, "authentic_groups": 8}
+
+
+def test_prior_shifts_the_fused_probability_by_the_log_prior_odds():
+    rng = np.random.default_rng(1)
+    n = 400
+    labels = np.repeat([0, 1], n // 2)
+    frame = pd.DataFrame({"label": labels, "vip": True,
+                          "identity_deficit": rng.normal(labels * 2.0, 1.0),
+                          "inner_whole_gap": rng.normal(labels * 1.0, 1.0),
+                          "context_deficit": rng.normal(0, 1.0, n),
+                          "artefact:x": 1 / (1 + np.exp(-rng.normal(labels * 0.5, 1.0)))})
+    even = fusion_fit.fit_fusion(frame, prior=0.5, target_fpr=0.01)
+    rare = fusion_fit.fit_fusion(frame, prior=0.01, target_fpr=0.01)
+    p_even, _ = fusion_fit.predict(even, frame)
+    p_rare, _ = fusion_fit.predict(rare, frame)
+    shift = np.log(p_rare / (1 - p_rare)) - np.log(p_even / (1 - p_even))
+    assert np.allclose(shift, math.log(0.01 / 0.99), atol=1e-3)
+    # Balanced fitting: at prior 0.5 the mean probability of a balanced set sits near one half.
+    assert 0.4 < p_even.mean() < 0.6 and p_rare[labels == 0].mean() < 0.02 < p_even[labels == 0].mean()
+    # The threshold promise: at most target_fpr of the fitting authentic faces reach it.
+    head = rare.head(True)
+    assert (p_rare[labels == 0] >= head.threshold).mean() <= 0.01
+    assert rare.metadata["prior"] == 0.01 and set(head.features) == {"identity_deficit", "inner_whole_gap",
+                                                                     "context_deficit", "artefact:x"}
+    # The scorer's row-wise path gives the same numbers, and a missing signal takes its fill value.
+    rows = frame[head.features].to_dict("records")
+    assert np.allclose(head.predict(rows), p_rare, atol=1e-6)
+    assert np.isfinite(head.predict([{k: v for k, v in rows[0].items() if k != "context_deficit"}])).all()
+
+
+def test_command_end_to_end_at_tiny_sizes(tmp_path, capsys):
+    from jobs import forgery_benchmark as job
+
+    out = tmp_path / "out"
+    summary = job.main(["--per-family", "8", "--authentic-lfw", "12", "--max-other-photos", "2", "--bootstrap", "20",
+                        "--cache-dir", str(tmp_path / "cache"), "--out", str(out), "--write-fusion",
+                        str(tmp_path / "fusion")])
+    printed = capsys.readouterr().out.strip().splitlines()
+    assert json.loads(printed[-1]) == json.loads(json.dumps(summary))
+    assert any(line.startswith("| swap |") for line in printed)
+    report = json.loads((out / "report.json").read_text())
+    for section in ("configured", "leave_one_family_out", "fitted"):
+        assert set(FAMILIES) <= set(report[section]["families"])
+    counts = report["leave_one_family_out"]["families"]["swap"]["counts"]
+    assert counts["forged"] >= 6 and counts["authentic"] > 10
+    from operators.forgery.fusion import FusionModel
+
+    fusion = FusionModel.load(summary["fusion_artefact"])
+    assert fusion.version == summary["fitted_fusion"] and fusion.metadata["prior"] == 0.01

@@ -1,0 +1,265 @@
+"""The forgery benchmark: manipulation families made from ../shared (forgery_families), scored by
+the crawl's operators, measured three ways, per family, with group-bootstrap intervals.
+
+- ``configured``: the scorer's own forgery_score / verdict (the fusion it was configured with),
+  on the side(s) that fusion was not fitted on: what a crawl with this configuration reports.
+- ``leave_one_family_out``: for each family F and each side S, a fusion fitted on the other
+  side's authentic faces and forgeries of every family but F, applied to side S's F forgeries
+  and authentic faces (pooled over both sides): how the recipe does on a manipulation and on
+  identities it never saw.
+- ``fitted`` (with a fusion fitted here, e.g. --write-fusion): fitted on the calibration side,
+  all families; measured on the other side.
+
+A face raises an alarm only through the vip head (faces without a VIP candidate are
+'unverified'), so AUC and TPR at 1% FPR rank by ``alarm`` = the score on VIP-candidate faces and
+-1 elsewhere; ECE is of the fused probability on every face, reweighted to the stated prior.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from core.config import SHARED_DIR
+from vipwatch.evaluation import fusion_fit
+from vipwatch.evaluation.forgery_corpus import SIDES
+from vipwatch.evaluation.group_bootstrap import bootstrap
+
+log = logging.getLogger(__name__)
+SIZE_BINS = (0, 10, 20, 40, 80, math.inf)
+NO_ALARM = -1.0
+DATA_TERMS = {
+    "faces_aligned": "Glint360K crops via ElisonSherton/Face-Applications: non-commercial research only",
+    "lfw": "Labeled Faces in the Wild (UMass Amherst): research benchmark, photos copyright their owners; research use",
+    "photos": "ageitgey/face_recognition (MIT), timesler/facenet-pytorch (MIT), Linzaer Ultra-Light (MIT), "
+              "hpc203/scrfd-opencv (no licence stated)",
+    "ffpp": "FaceForensics++ original video 634 (c23): research, non-commercial",
+}
+
+
+def other_side(side: str) -> str:
+    return SIDES[1 - SIDES.index(side)]
+
+
+def lofo_split(frame: pd.DataFrame, family: str, eval_side: str) -> tuple[np.ndarray, np.ndarray]:
+    """(fit rows, evaluation rows) as boolean masks: fit on the other side without ``family``,
+    evaluate on ``eval_side``'s ``family`` forgeries and authentic faces."""
+    side = frame["side"].to_numpy()
+    fam = frame["family"].to_numpy()
+    authentic = frame["label"].to_numpy() == 0
+    fit = (side != eval_side) & (authentic | (fam != family))
+    evaluate = (side == eval_side) & (authentic | (fam == family))
+    return fit, evaluate
+
+
+def alarm_scores(frame: pd.DataFrame, scores: np.ndarray) -> np.ndarray:
+    return np.where(frame["vip"].to_numpy(bool) & np.isfinite(scores), scores, NO_ALARM)
+
+
+def family_table(frame: pd.DataFrame, scores: np.ndarray, flagged: np.ndarray, prior: float | None,
+                 resamples: int) -> dict:
+    """Per family: metrics with intervals over that family's forgeries vs all authentic rows."""
+    out = {}
+    authentic = frame["label"].to_numpy() == 0
+    alarm = alarm_scores(frame, scores)
+    for family in sorted(set(frame.loc[~authentic, "family"])):
+        rows = authentic | (frame["family"].to_numpy() == family)
+        sub = frame[rows]
+        result = bootstrap(sub["label"].to_numpy(), alarm[rows], scores[rows], sub["group"].to_numpy(), prior,
+                           resamples)
+        forged = sub["label"].to_numpy() == 1
+        result["detection_rate_at_threshold"] = float(flagged[rows][forged].mean())
+        result["vip_candidate_share"] = float(sub["vip"].to_numpy(bool)[forged].mean())
+        out[family] = result
+    out["authentic_false_alarm_rate"] = float(flagged[authentic].mean()) if authentic.any() else float("nan")
+    out["authentic_flagged"] = int(flagged[authentic].sum())
+    out["authentic_faces"] = int(authentic.sum())
+    return out
+
+
+def size_bins(frame: pd.DataFrame, flagged: np.ndarray) -> list[dict]:
+    authentic = frame["label"].to_numpy() == 0
+    iod = frame["inter_ocular_px"].to_numpy()
+    out = []
+    for low, high in zip(SIZE_BINS[:-1], SIZE_BINS[1:]):
+        inside = authentic & (iod >= low) & (iod < high)
+        out.append({"inter_ocular_px": f"{low}-{high if math.isfinite(high) else ''}",
+                    "authentic_faces": int(inside.sum()), "vip_candidates": int(frame["vip"].to_numpy(bool)[inside].sum()),
+                    "flagged": int(flagged[inside].sum()),
+                    "false_alarm_rate": float(flagged[inside].mean()) if inside.any() else float("nan")})
+    return out
+
+
+def configured(frame: pd.DataFrame, eval_sides: list[str], prior: float | None, resamples: int) -> dict:
+    rows = frame["side"].isin(eval_sides).to_numpy()
+    sub = frame[rows].reset_index(drop=True)
+    scores = sub["forgery_score"].to_numpy(np.float64)
+    flagged = (sub["verdict"] == "suspected_forgery").to_numpy()
+    return {"eval_sides": eval_sides, "families": family_table(sub, scores, flagged, prior, resamples),
+            "size_bins": size_bins(sub, flagged)}
+
+
+def leave_one_family_out(frame: pd.DataFrame, prior: float, target_fpr: float, resamples: int) -> dict:
+    families = sorted(set(frame.loc[frame["label"] == 1, "family"]))
+    out = {"families": {}, "fits": {}}
+    pooled_flags = {}
+    for family in families:
+        parts, scores, flags = [], [], []
+        for side in SIDES:
+            fit_rows, eval_rows = lofo_split(frame, family, side)
+            if not (frame.loc[eval_rows, "label"] == 1).any():
+                continue
+            fusion = fusion_fit.fit_fusion(frame[fit_rows], prior, target_fpr)
+            sub = frame[eval_rows]
+            s, thresholds = fusion_fit.predict(fusion, sub)
+            parts.append(sub)
+            scores.append(s)
+            flags.append(sub["vip"].to_numpy(bool) & (s >= thresholds))
+            out["fits"][f"{family}/eval={side}"] = {k: v.get("rows") for k, v in fusion.metadata["fits"].items()}
+        sub = pd.concat(parts, ignore_index=True)
+        scores, flags = np.concatenate(scores), np.concatenate(flags)
+        table = family_table(sub, scores, flags, prior, resamples)
+        out["families"][family] = table[family]
+        pooled_flags[family] = {"authentic_false_alarm_rate": table["authentic_false_alarm_rate"],
+                                "authentic_flagged": table["authentic_flagged"],
+                                "authentic_faces": table["authentic_faces"]}
+    out["authentic_false_alarms"] = pooled_flags
+    return out
+
+
+def fitted_on_side(frame: pd.DataFrame, calibration_side: str, prior: float, target_fpr: float,
+                   resamples: int, metadata: dict) -> tuple[object, dict]:
+    fit_rows = (frame["side"] == calibration_side).to_numpy()
+    fusion = fusion_fit.fit_fusion(frame[fit_rows], prior, target_fpr,
+                                   {**metadata, "calibration_side": calibration_side})
+    sub = frame[~fit_rows].reset_index(drop=True)
+    scores, thresholds = fusion_fit.predict(fusion, sub)
+    flagged = sub["vip"].to_numpy(bool) & (scores >= thresholds)
+    return fusion, {"eval_sides": [other_side(calibration_side)], "version": fusion.version,
+                    "families": family_table(sub, scores, flagged, prior, resamples),
+                    "size_bins": size_bins(sub, flagged)}
+
+
+# ---- output --------------------------------------------------------------------------------
+def _ci(cell: dict) -> str:
+    if cell["value"] is None or not np.isfinite(cell["value"]):
+        return "-"
+    return f"{cell['value']:.3f} [{cell['low']:.2f}, {cell['high']:.2f}]"
+
+
+def markdown(section: dict, title: str) -> str:
+    lines = [f"**{title}** (evaluated on side {'+'.join(section.get('eval_sides', SIDES))})", "",
+             "| family | forged (ids) | authentic (groups) | AUC [95% CI] | TPR@1%FPR [95% CI] | ECE at prior [95% CI] | "
+             "ECE at even odds [95% CI] | detected at threshold | VIP candidate |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for family, r in section["families"].items():
+        if not isinstance(r, dict) or "auc" not in r:
+            continue
+        c = r["counts"]
+        lines.append(f"| {family} | {c['forged']} ({c['forged_groups']}) | {c['authentic']} ({c['authentic_groups']}) "
+                     f"| {_ci(r['auc'])} | {_ci(r['tpr_at_fpr_1pct'])} | {_ci(r['ece'])} | {_ci(r['ece_even'])} "
+                     f"| {r['detection_rate_at_threshold']:.3f} | {r['vip_candidate_share']:.2f} |")
+    families = section["families"]
+    if "authentic_faces" in families:
+        lines += ["", f"authentic false alarms at the threshold: {families['authentic_flagged']} / "
+                      f"{families['authentic_faces']} = {families['authentic_false_alarm_rate']:.4f}"]
+    if "authentic_false_alarms" in section:
+        lines += ["", "authentic false alarms at each fit's threshold: " + ", ".join(
+            f"{f}: {v['authentic_flagged']}/{v['authentic_faces']}" for f, v in section["authentic_false_alarms"].items())]
+    if "size_bins" in section:
+        lines += ["", "| inter-ocular px | authentic faces | VIP candidates | flagged | false-alarm rate |",
+                  "|---|---|---|---|---|"]
+        for b in section["size_bins"]:
+            rate = "-" if not np.isfinite(b["false_alarm_rate"]) else f"{b['false_alarm_rate']:.4f}"
+            lines.append(f"| {b['inter_ocular_px']} | {b['authentic_faces']} | {b['vip_candidates']} | {b['flagged']} "
+                         f"| {rate} |")
+    return "\n".join(lines)
+
+
+def source_digest(paths: list[Path]) -> str:
+    digest = hashlib.sha256()
+    for path in sorted(paths):
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:10]
+
+
+def data_description(corpus_dir: Path, frame: pd.DataFrame) -> dict:
+    params = json.loads((corpus_dir / "params.json").read_text())
+    counts = frame.groupby(["side", "family"]).size()
+    return {"corpus": {k: v for k, v in params.items() if k != "sides"}, "shared_dir": str(SHARED_DIR),
+            "faces_by_side_family": {f"{s}/{f}": int(n) for (s, f), n in counts.items()},
+            "terms": DATA_TERMS}
+
+
+def write_fusion_artefact(fusion, root: Path, evaluation: dict, data: dict, command: str) -> Path:
+    """<root>/<version>/fusion.json + manifest.json (data, recipe, metrics, terms, sha256)."""
+    target = Path(root) / fusion.version.replace("@", "-")
+    target.mkdir(parents=True, exist_ok=True)
+    raw = json.dumps(fusion.to_json(), indent=2).encode()
+    (target / "fusion.json").write_bytes(raw)
+    manifest = {"format": "vipwatch-forgery-fusion-artefact", "version": fusion.version,
+                "fusion_sha256": hashlib.sha256(raw).hexdigest(), "prior": fusion.metadata["prior"],
+                "target_fpr": fusion.metadata["target_fpr"], "recipe": fusion.metadata["recipe"],
+                "calibration_side": fusion.metadata.get("calibration_side"), "command": command,
+                "signals": {k: h.features for k, h in fusion.heads.items()},
+                "scorer": fusion.metadata.get("scorer", {}), "data": data,
+                "metrics_on_other_side": {f: {m: r[m] for m in ("auc", "tpr_at_fpr_1pct", "ece", "ece_even", "counts")}
+                                          for f, r in evaluation["families"].items() if isinstance(r, dict) and "auc" in r},
+                "authentic_false_alarm_rate_other_side": evaluation["families"]["authentic_false_alarm_rate"],
+                "size_bins_other_side": evaluation["size_bins"]}
+    (target / "manifest.json").write_text(json.dumps(manifest, indent=2, default=float))
+    return target
+
+
+def run(cache_dir: Path, analyzer, forgery_config, per_family: int, authentic_lfw: int, seed: int, enrolled: int,
+        families: tuple[str, ...], prior: float, target_fpr: float, resamples: int, calibration_side: str = "A",
+        max_other_photos: int | None = None, fit: bool = True) -> dict:
+    """Builds (or reuses) gallery, corpus and scores; returns the report with the scored frame
+    under "_frame" and the fitted fusion under "_fusion"."""
+    from operators.forgery.scorer import ForgeryScorer
+    from operators.matcher import GalleryMatcher
+    from vipwatch.evaluation.forgery_corpus import build_corpus
+    from vipwatch.evaluation.forgery_scoring import ensure_gallery, score_corpus
+
+    cache_dir = Path(cache_dir)
+    aligned_analyzer = type(analyzer)(analyzer.model_config, aligned=True, pack=analyzer.pack)
+    gallery_uri = ensure_gallery(cache_dir, SHARED_DIR / "data" / "faces_aligned", aligned_analyzer, enrolled)
+    corpus_dir, labels = build_corpus(cache_dir, analyzer.pack, per_family, authentic_lfw, seed, enrolled, families,
+                                      max_other_photos=max_other_photos)
+    matcher = GalleryMatcher(gallery_uri)
+    scorer = ForgeryScorer(gallery=matcher.gallery, forgery=forgery_config, pack=analyzer.pack)
+    code = source_digest(list((Path(__file__).resolve().parents[2] / "operators" / "forgery").glob("*.py")))
+    key = hashlib.sha256(f"{scorer.model_version}|{matcher.gallery.version}|{code}".encode()).hexdigest()[:10]
+    cached = corpus_dir / f"scored-{key}.pkl"
+    if cached.exists():
+        frame = pd.read_pickle(cached)
+    else:
+        frame = score_corpus(labels, analyzer, matcher, scorer)
+        frame.to_pickle(cached)
+    fusion_meta = scorer.fusion.metadata if hasattr(scorer.fusion, "metadata") else {}
+    configured_prior = fusion_meta.get("prior")
+    fitted_side = fusion_meta.get("calibration_side")
+    eval_sides = [other_side(fitted_side)] if fitted_side in SIDES else list(SIDES)
+    generated = pd.Series([r["family"] for r in labels]).value_counts().to_dict()
+    report = {"forgery_model": scorer.model_version, "gallery_version": matcher.gallery.version,
+              "model_pack": analyzer.pack.name, "corpus": str(corpus_dir), "inputs": len(labels),
+              "inputs_by_family": generated, "faces_scored": int(len(frame)),
+              "faces_by_family": frame["family"].value_counts().to_dict(),
+              "prior": prior, "target_fpr": target_fpr, "bootstrap_resamples": resamples,
+              "configured": configured(frame, eval_sides, configured_prior, resamples),
+              "leave_one_family_out": leave_one_family_out(frame, prior, target_fpr, resamples)}
+    if fit:
+        scorer_info = {"forgery_model": scorer.model_version, "detectors": list(forgery_config.detectors),
+                       "model_pack": analyzer.pack.name, "gallery_version": matcher.gallery.version,
+                       "identity_signal": forgery_config.use_identity_signal}
+        fusion, report["fitted"] = fitted_on_side(frame, calibration_side, prior, target_fpr, resamples,
+                                                  {"scorer": scorer_info})
+        report["_fusion"] = fusion
+    report["_frame"] = frame
+    report["_data"] = data_description(corpus_dir, frame)
+    return report
