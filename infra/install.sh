@@ -5,13 +5,13 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
 STAMP=.venv/.vipwatch-install
-# Headless Chromium renders jobs.report's HTML in tests/test_report.py (Debian package).
+# Headless Chromium renders jobs.report's HTML in tests/integration/test_report.py (Debian package).
 if ! command -v chromium >/dev/null 2>&1; then
   if [ "$(id -u)" = "0" ]; then
     apt-get install -y -q chromium >/dev/null || { apt-get update -q && apt-get install -y -q chromium >/dev/null; }
   else
     echo "infra/install.sh: chromium not found and not root: run 'sudo apt-get install -y chromium'" \
-         "(tests/test_report.py needs it and is skipped without it)" >&2
+         "(tests/integration/test_report.py needs it and is skipped without it)" >&2
   fi
 fi
 WANT="$(sha256sum pyproject.toml infra/install.sh | sha256sum | cut -c1-16)${1:-}"

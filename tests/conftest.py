@@ -14,19 +14,8 @@ os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 os.environ.setdefault("RAY_DATA_DISABLE_PROGRESS_BARS", "1")
 os.environ.setdefault("AWS_EC2_METADATA_DISABLED", "true")
 
-from core.config import SHARED_DIR, ModelPackConfig  # noqa: E402
-
-if not (SHARED_DIR / "data").is_dir():
-    raise RuntimeError(f"tests need ../shared beside the checkout (looked at {SHARED_DIR})")
-
-DATA = SHARED_DIR / "data"
-MODELS = SHARED_DIR / "models"
-PHOTOS = DATA / "photos"
-FACES_ALIGNED = DATA / "faces_aligned"
-ONNX_PACK = ModelPackConfig(pack=str(MODELS), detector_file="scrfd_500m_kps.onnx",
-                            embedder_file="mobilefacenet_128.onnx")
-DLIB_PACK = ModelPackConfig(pack="dlib")
-ENROLLED_PER_IDENTITY = 10
+from tests.support.shared_data import (DATA, DLIB_PACK, ENROLLED_PER_IDENTITY, FACES_ALIGNED,  # noqa: E402,F401
+                                       MODELS, ONNX_PACK, PHOTOS)
 
 
 @pytest.fixture(scope="session")

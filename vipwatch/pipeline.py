@@ -172,7 +172,7 @@ def stage_pools(stages: list[Stage], fuse: bool, cluster_cpus: float, reserved_c
 # (ActorPoolMapOperator._apply_default_remote_args), so a killed analyzer process is restarted
 # and its in-flight batches re-run; a failed attempt's blocks never reach the writer, so nothing
 # is duplicated. Not restated here: extra map_batches remote args are deprecated in 2.60 and go
-# in 2.64. tests/test_reliability.py kills the actor mid-crawl to pin this behaviour.
+# in 2.64. tests/integration/test_reliability.py kills the actor mid-crawl to pin this behaviour.
 
 # Errors of a storage outage (S3 restarting, connection refused or reset, 5xx): Ray Data retries
 # reads and writes that fail with these, on top of the pyarrow S3 client's own retries.

@@ -1,5 +1,5 @@
 """DuckDB queries over a crawl's Parquet, shown verbatim in docs/querying.md and run by
-tests/test_queries.py against a real crawl (the test also checks the doc still holds them).
+tests/unit/vipwatch/test_queries.py against a real crawl (the test also checks the doc still holds them).
 
 Each query reads two relations, ``results`` (one row per face / image, OUTPUT_SCHEMA) and
 ``alerts`` (vipwatch/alerts.py): views over a local glob (``views``), or Python variables of

@@ -2,7 +2,7 @@
 built with another embedder before any worker starts (loading the pack takes seconds and,
 for dlib, hundreds of MB).
 
-Must agree with ``OnnxPack.embedder_id`` / ``DlibPack.embedder_id``: tests/test_reliability.py
+Must agree with ``OnnxPack.embedder_id`` / ``DlibPack.embedder_id``: tests/integration/test_reliability.py
 checks it against the loaded packs.
 """
 from __future__ import annotations

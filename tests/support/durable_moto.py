@@ -5,7 +5,7 @@ every request (moto's own recorder) to a file and, when started again on the sam
 the recording into the fresh backend *before* it opens its port, so no client ever sees an empty
 server: clients see connection refused while it is down, then the same objects.
 
-    python tests/durable_moto.py PORT RECORDING_FILE
+    python tests/support/durable_moto.py PORT RECORDING_FILE
 """
 from __future__ import annotations
 

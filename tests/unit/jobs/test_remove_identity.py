@@ -16,7 +16,7 @@ import pytest
 
 from index.gallery import Gallery, GalleryError, embeddings_of
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[3]
 REMOVED = "halle_berry"
 
 

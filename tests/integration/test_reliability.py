@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ONNX_PACK, PHOTOS
-from hostile_inputs import ERROR, READ_FACE, READ_NO_FACE, make_cases
+from tests.support.shared_data import ONNX_PACK, PHOTOS
+from tests.support.hostile_inputs import ERROR, READ_FACE, READ_NO_FACE, make_cases
 from index.gallery import Gallery, GalleryError
 from core import storage
 from core.config import CrawlConfig, ModelPackConfig, RayResources
@@ -26,7 +26,7 @@ from core.schema import STATUS_ERROR, STATUS_NO_FACE, STATUS_OK
 from vipwatch.shards import DONE_DIR, plan_shards
 from vipwatch.summary import read_results, summarise
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 FACE_PHOTOS = sorted(p for p in (PHOTOS / "ultralight").glob("*.jpg"))[:12] + [
     PHOTOS / "face_recognition" / name for name in ("obama.jpg", "biden.jpg", "two_people.jpg")]
 
@@ -257,7 +257,7 @@ def pa_equal(table, column, value):
 # ---- 2b. the S3 server restarted mid-crawl ------------------------------------------------------
 
 class DurableS3:
-    """tests/durable_moto.py as a process: stop it, and start it again on the same port with the
+    """tests/support/durable_moto.py as a process: stop it, and start it again on the same port with the
     same objects."""
 
     def __init__(self, directory: Path):
@@ -271,7 +271,7 @@ class DurableS3:
     def start(self) -> "DurableS3":
         import socket
 
-        self.process = subprocess.Popen([sys.executable, str(REPO / "tests" / "durable_moto.py"), str(self.port),
+        self.process = subprocess.Popen([sys.executable, str(REPO / "tests" / "support" / "durable_moto.py"), str(self.port),
                                          str(self.recording)], stdout=subprocess.DEVNULL,
                                         stderr=open(self.recording.with_suffix(".log"), "ab"),
                                         start_new_session=True)
@@ -350,7 +350,7 @@ def test_resume_after_driver_killed(s3_server, ray_cluster, onnx_gallery, tmp_pa
     # The driver joins this test's cluster, as `ray job submit` drivers do; killing it kills
     # only the driver and the actors it owns.
     env = {**os.environ, "RAY_ADDRESS": ray_cluster.get_runtime_context().gcs_address}
-    command = [sys.executable, str(REPO / "tests" / "crawl_driver.py"), config.model_dump_json()]
+    command = [sys.executable, str(REPO / "tests" / "support" / "crawl_driver.py"), config.model_dump_json()]
     first = subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                              start_new_session=True)
     try:

@@ -13,7 +13,7 @@ from vipwatch.queries import (ALERTS_PER_VIP, ERROR_BREAKDOWN, FACES_PER_IDENTIT
                               VIEWS, connect)
 from vipwatch.summary import read_results
 
-QUERYING_DOC = Path(__file__).resolve().parent.parent / "docs" / "querying.md"
+QUERYING_DOC = Path(__file__).resolve().parents[3] / "docs" / "querying.md"
 
 
 def rows(connection, sql: str) -> list[dict]:

@@ -5,7 +5,7 @@ import cv2
 import numpy as np
 
 from jobs.make_swaps import make_swaps
-from tests.conftest import ENROLLED_PER_IDENTITY, FACES_ALIGNED
+from tests.support.shared_data import ENROLLED_PER_IDENTITY, FACES_ALIGNED
 
 
 def test_swaps_layout_labels_and_held_out_sources(tmp_path):

@@ -14,7 +14,7 @@ from vipwatch.pipeline import run_crawl
 from core.schema import OUTPUT_SCHEMA
 from vipwatch.summary import read_results, summarise
 
-from conftest import ONNX_PACK, PHOTOS
+from tests.support.shared_data import ONNX_PACK, PHOTOS
 
 OBAMA = ["obama.jpg", "obama2.jpg", "obama-240p.jpg", "obama-480p.jpg", "obama_small.jpg"]
 NOT_ENROLLED = ["biden.jpg", "alex-lacamoire.png", "lin-manuel-miranda.png"]

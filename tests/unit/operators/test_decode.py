@@ -1,4 +1,4 @@
-"""ImageDecoder on hostile and odd inputs (generated from real photos by tests/hostile_inputs.py):
+"""ImageDecoder on hostile and odd inputs (generated from real photos by tests/support/hostile_inputs.py):
 nothing raises, every input gives at least one row, readable images are read (and the face
 in them is found), unreadable ones say why."""
 from __future__ import annotations
@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from hostile_inputs import ERROR, READ_FACE, READ_NO_FACE, exif_rotated_jpeg, make_cases
+from tests.support.hostile_inputs import ERROR, READ_FACE, READ_NO_FACE, exif_rotated_jpeg, make_cases
 from operators.decode import ImageDecoder, decode_image, looks_like_video, pixels_of
 from core.config import DecodeConfig
 from core.schema import STATUS_ERROR, STATUS_OK

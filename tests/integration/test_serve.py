@@ -13,7 +13,7 @@ import pytest
 import requests
 from PIL import Image
 
-from tests.conftest import ONNX_PACK, PHOTOS, FACES_ALIGNED
+from tests.support.shared_data import ONNX_PACK, PHOTOS, FACES_ALIGNED
 from core.schema import OUTPUT_SCHEMA
 
 API_KEY = "serve-test-key-5b1f0c9e2d7a"

@@ -11,7 +11,7 @@ from PIL import Image
 from operators.align import align_face
 from operators.forgery.mesonet import (MesoInception4, Meso4, MesoNetDetector, load_mesonet, open_keras_weights,
                                        weight_root)
-from tests.conftest import DATA, MODELS
+from tests.support.shared_data import DATA, MODELS
 
 WEIGHTS = MODELS / "mesonet"
 SAMPLES = DATA / "deepfakes" / "mesonet"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from core.config import CrawlConfig, RayResources
 
-from conftest import ONNX_PACK, PHOTOS
+from tests.support.shared_data import ONNX_PACK, PHOTOS
 
 
 def physical_plan(ray_cluster, capsys, resources: RayResources) -> str:
@@ -71,7 +71,7 @@ def test_a_gpu_stage_keeps_its_own_pool_and_cpus_stay_free():
     assert pool.stages[0].actors == 2
     assert 2 * pool.num_cpus + 0.75 <= 2.0
 
-    # Two nodes of 1 CPU (tests/test_multinode.py): the fused actor must fit on one of them.
+    # Two nodes of 1 CPU (tests/integration/test_multinode.py): the fused actor must fit on one of them.
     default = CrawlConfig(input="in", gallery="g", output="out", model=ONNX_PACK)
     (pool,) = stage_pools(face_stages(default, 2.0), fuse=True, cluster_cpus=2.0, reserved_cpus=0.75,
                           nodes=[(1.0, 0.0), (1.0, 0.0)])

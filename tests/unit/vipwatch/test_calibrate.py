@@ -14,7 +14,7 @@ def signal_frame(onnx_gallery, onnx_analyzer, tmp_path_factory):
     from operators.face_analyzer import FaceAnalyzer
     from operators.forgery.scorer import ForgeryScorer
     from operators.matcher import GalleryMatcher
-    from tests.conftest import FACES_ALIGNED, MODELS
+    from tests.support.shared_data import FACES_ALIGNED, MODELS
     from core.config import ForgeryConfig
     from vipwatch.forgery_runs import labelled_uris, score_labelled
 

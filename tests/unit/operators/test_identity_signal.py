@@ -9,7 +9,7 @@ from index.gallery import Gallery
 from jobs.make_swaps import make_swaps
 from operators.decode import ImageDecoder
 from operators.forgery.identity_signal import IdentityReferences, region_embeddings
-from tests.conftest import FACES_ALIGNED
+from tests.support.shared_data import FACES_ALIGNED
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from operators.packs.device import CPU, CUDA, available_providers, select_providers, uses_gpu
-from tests.conftest import MODELS, ONNX_PACK
+from tests.support.shared_data import MODELS, ONNX_PACK
 from core.config import CrawlConfig, RayResources
 
 HAS_CUDA = CUDA in available_providers()

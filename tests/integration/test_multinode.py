@@ -21,7 +21,7 @@ import psutil
 import pyarrow as pa
 import pytest
 
-from tests.conftest import ONNX_PACK, PHOTOS
+from tests.support.shared_data import ONNX_PACK, PHOTOS
 from core.config import REPO_ROOT, SHARED_DIR
 from vipwatch.s3server import free_port
 

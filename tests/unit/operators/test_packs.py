@@ -9,7 +9,7 @@ from operators.align import align_face
 from operators.packs import load_model_pack
 from core.config import ModelPackConfig
 
-from conftest import DLIB_PACK, MODELS, ONNX_PACK, PHOTOS
+from tests.support.shared_data import DLIB_PACK, MODELS, ONNX_PACK, PHOTOS
 
 YUNET_PACK = ModelPackConfig(pack=str(MODELS), detector="yunet", embedder_file="mobilefacenet_128.onnx")
 KNOWN_FACES = {"face_recognition/two_people.jpg": 2, "facenet_pytorch/multiface.jpg": 6}

@@ -8,7 +8,7 @@ from PIL import Image
 
 from operators.align import crop_from_aligned_input
 from operators.forgery.sbi import CONTEXT_LANDMARKS, face_hull, self_blend, training_sample
-from tests.conftest import FACES_ALIGNED
+from tests.support.shared_data import FACES_ALIGNED
 
 
 def context_faces(count: int) -> list[np.ndarray]:

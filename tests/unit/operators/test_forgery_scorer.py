@@ -8,7 +8,7 @@ from operators.decode import ImageDecoder
 from operators.face_analyzer import FaceAnalyzer
 from operators.forgery.scorer import ForgeryScorer
 from operators.matcher import GalleryMatcher
-from tests.conftest import DATA, MODELS, ONNX_PACK
+from tests.support.shared_data import DATA, MODELS, ONNX_PACK
 from core.config import CrawlConfig, ForgeryConfig
 
 # MesoNet is no longer a default detector (issue 14); these tests still check that an artefact

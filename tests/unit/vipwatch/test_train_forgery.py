@@ -11,7 +11,7 @@ from PIL import Image
 
 from operators.align import crop_from_aligned_input
 from vipwatch.training.sbi_data import FaceSet, split_by_identity
-from tests.conftest import DATA, FACES_ALIGNED, MODELS
+from tests.support.shared_data import DATA, FACES_ALIGNED, MODELS
 
 IDENTITIES = sorted(p.name for p in FACES_ALIGNED.iterdir())[:2]
 PER_IDENTITY = 6

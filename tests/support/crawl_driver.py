@@ -1,5 +1,5 @@
 """Runs one crawl as its own driver process (so a test can kill -9 it mid-run):
-    python tests/crawl_driver.py '<CrawlConfig JSON>'
+    python tests/support/crawl_driver.py '<CrawlConfig JSON>'
 Joins the cluster in RAY_ADDRESS, as a `ray job submit` driver would. Prints the result as JSON."""
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import logging
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from core.config import CrawlConfig  # noqa: E402
 from vipwatch.pipeline import run_crawl  # noqa: E402

@@ -16,9 +16,9 @@ import pytest
 
 from core.config import SHARED_DIR
 
-from conftest import ONNX_PACK
+from tests.support.shared_data import ONNX_PACK
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")

@@ -15,7 +15,7 @@ from core.schema import OUTPUT_SCHEMA, WORK_SCHEMA, table_from_rows
 from vipwatch.shards import Shard, ShardedJob
 from vipwatch.summary import read_results
 
-from conftest import ALERT_IDENTITIES
+from tests.conftest import ALERT_IDENTITIES
 
 
 def test_alerts_are_the_vip_faces_flagged_as_forgeries(alert_crawl):

@@ -12,7 +12,7 @@ from operators.decode import ImageDecoder
 from operators.face_analyzer import FaceAnalyzer
 from operators.matcher import GalleryMatcher
 
-from conftest import DLIB_PACK, ENROLLED_PER_IDENTITY, FACES_ALIGNED, ONNX_PACK, PHOTOS
+from tests.support.shared_data import DLIB_PACK, ENROLLED_PER_IDENTITY, FACES_ALIGNED, ONNX_PACK, PHOTOS
 
 # Measured here: MobileFaceNet rank-1 0.990 over the 908 held-out crops (STACK_NOTES: 0.993 with
 # 7 identities). Chance is 1/14; a broken alignment or colour order drops rank-1 far below 0.9.

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pyarrow as pa
 
 from operators.decode import ImageDecoder
-from tests.conftest import PHOTOS
+from tests.support.shared_data import PHOTOS
 from vipwatch.serve.batching import call_batched
 
 INPUTS = {
