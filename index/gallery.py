@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Optional
@@ -23,6 +24,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from index import calibration, faiss_index, forgery_reference
+from index.cohort import Cohort, clopper_pearson
 from core import storage
 from core.config import StorageConfig
 
@@ -30,6 +32,7 @@ FORMAT = "vipwatch-gallery"
 FORMAT_VERSION = 1
 FILES = ("index.faiss", "references.parquet", "identities.parquet")
 SIMILARITY_QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
+log = logging.getLogger(__name__)
 
 
 class GalleryError(RuntimeError):
@@ -97,9 +100,10 @@ class Gallery:
     @classmethod
     def build(cls, references: pa.Table, model_pack: str, embedder_id: str, target_fpir: float = 0.01,
               impostor_embeddings: Optional[np.ndarray] = None, display_names: Optional[dict] = None,
-              extra_manifest: Optional[dict] = None) -> "Gallery":
+              extra_manifest: Optional[dict] = None, cohort: Optional[Cohort] = None) -> "Gallery":
         """``references`` has at least identity_id, image_uri, embedding (L2-normalised); any
-        further columns (e.g. forgery reference embeddings) are kept as they are."""
+        further columns (e.g. forgery reference embeddings) are kept as they are. The threshold
+        comes from ``cohort`` plus ``impostor_embeddings`` (see calibrate_threshold)."""
         if references.num_rows == 0:
             raise GalleryError("no usable reference faces: nothing to enroll")
         embeddings = embeddings_of(references)
@@ -114,22 +118,8 @@ class Gallery:
         stats["display_name"] = [names.get(i, i) for i in stats["identity_id"]]
         identities = pa.table(stats)
 
-        # Open-set threshold: impostors are held-out identities (each enrolled identity scored
-        # against the others) plus any distractor faces given.
-        impostor = calibration.best_other_identity_scores(embeddings, identity_ids)
-        probes = min(len(embeddings), calibration.MAX_PROBES)
-        impostor_source = ("leave-one-identity-out over the references" if probes == len(embeddings) else
-                           f"leave-one-identity-out over {probes} sampled references")
-        if impostor_embeddings is not None and len(impostor_embeddings):
-            impostor = np.concatenate([impostor, (impostor_embeddings @ embeddings.T).max(axis=1)])
-            impostor_source += f" + {len(impostor_embeddings)} distractor faces"
-        impostor = impostor[np.isfinite(impostor)]
-        genuine = calibration.best_same_identity_scores(embeddings, identity_ids)
-        if len(impostor):
-            threshold = calibration.threshold_at_fpir(impostor, target_fpir)
-        else:
-            threshold = 0.5
-            impostor_source = "none available (single identity, no distractors): default 0.5"
+        threshold, calibration_record = calibrate_threshold(embeddings, identity_ids, target_fpir, cohort,
+                                                            impostor_embeddings)
         index = faiss_index.build_index(embeddings, reference_ids)
         digest = hashlib.sha256(embeddings.tobytes() + "\n".join(identity_ids.tolist()).encode()).hexdigest()[:8]
         created = datetime.now(timezone.utc)
@@ -140,10 +130,7 @@ class Gallery:
             "embedding_dim": int(embeddings.shape[1]), "index_kind": faiss_index.index_kind_for(len(embeddings)),
             "identity_count": identities.num_rows, "reference_count": references.num_rows,
             "match_threshold": threshold,
-            "calibration": {"target_fpir": target_fpir, "impostor_source": impostor_source,
-                            "impostor_count": int(len(impostor)),
-                            "fpir_at_threshold": calibration.rate_at(impostor, threshold),
-                            "tpir_at_threshold_leave_one_out": calibration.rate_at(genuine, threshold)},
+            "calibration": calibration_record,
             **(extra_manifest or {}),
         }
         return cls(manifest=manifest, references=references, identities=identities, index=index)
@@ -252,9 +239,66 @@ class Gallery:
         names = dict(zip(self.identity_ids(), self.identities.column("display_name").to_pylist()))
         extra = {k: v for k, v in self.manifest.items() if k not in _BUILT_KEYS}
         extra["derived_from"] = self.version
+        cohort = None
+        if self.manifest["calibration"].get("cohort"):
+            # The same impostor cohort as before, so the threshold keeps its meaning.
+            cohort = Cohort.for_embedder(self.manifest["embedder_id"])
         return Gallery.build(references, self.manifest["model_pack"], self.manifest["embedder_id"],
                              target_fpir=self.manifest["calibration"]["target_fpir"], display_names=names,
-                             extra_manifest=extra)
+                             extra_manifest=extra, cohort=cohort)
+
+
+def calibrate_threshold(embeddings: np.ndarray, identity_ids: np.ndarray, target_fpir: float,
+                        cohort: Optional[Cohort] = None,
+                        impostor_embeddings: Optional[np.ndarray] = None) -> tuple[float, dict]:
+    """The open-set threshold and the manifest's record of how it was set.
+
+    Impostors are the cohort's faces (less any enrolled person's) and the given distractor faces,
+    each scored by its best cosine to any reference. Without either, the references themselves are
+    used leave-one-identity-out (galleries before cohorts): few impostors for a small gallery, so
+    that threshold's FPIR is loose. The leave-one-identity-out rate is recorded either way."""
+    leave_one_out = calibration.best_other_identity_scores(embeddings, identity_ids)
+    leave_one_out = leave_one_out[np.isfinite(leave_one_out)]
+    genuine = calibration.best_same_identity_scores(embeddings, identity_ids)
+    parts, sources, record = [], [], {"target_fpir": target_fpir}
+    if cohort is not None and len(cohort):
+        used = cohort.without_people(set(identity_ids.tolist()))
+        parts.append(used.best_scores(embeddings))
+        sources.append(f"impostor cohort {cohort.version} ({len(used)} faces)")
+        record["cohort"] = {"version": cohort.version, "faces": int(len(used)),
+                            "excluded_enrolled_faces": int(len(cohort) - len(used)),
+                            "sources": sorted(cohort.manifest.get("sources", {}))}
+    if impostor_embeddings is not None and len(impostor_embeddings):
+        parts.append((np.asarray(impostor_embeddings, np.float32) @ embeddings.T).max(axis=1))
+        sources.append(f"{len(impostor_embeddings)} distractor faces")
+    if not parts:
+        parts.append(leave_one_out)
+        probes = min(len(embeddings), calibration.MAX_PROBES)
+        sources.append("leave-one-identity-out over the references" if probes == len(embeddings) else
+                       f"leave-one-identity-out over {probes} sampled references")
+    impostor = np.concatenate(parts)
+    impostor = impostor[np.isfinite(impostor)]
+    if len(impostor):
+        threshold = calibration.threshold_at_fpir(impostor, target_fpir)
+        impostor_source = " + ".join(sources)
+    else:
+        threshold = 0.5
+        impostor_source = "none available (single identity, no cohort, no distractors): default 0.5"
+    events = int((impostor >= threshold).sum())
+    low, high = clopper_pearson(events, len(impostor))
+    record.update({
+        "impostor_source": impostor_source, "impostor_count": int(len(impostor)),
+        "fpir_at_threshold": calibration.rate_at(impostor, threshold),
+        "fpir_interval_95": [low, high],
+        "fpir_interval_wider_than_target": bool(high - low > target_fpir),
+        "leave_one_out_impostor_count": int(len(leave_one_out)),
+        "leave_one_out_fpir_at_threshold": calibration.rate_at(leave_one_out, threshold),
+        "tpir_at_threshold_leave_one_out": calibration.rate_at(genuine, threshold)})
+    if record["fpir_interval_wider_than_target"]:
+        log.warning("the FPIR at the threshold is known only to within [%.4f, %.4f] (95%%, %d impostor faces), "
+                    "wider than the target %.4f: add impostor faces (--impostors) or a larger cohort",
+                    low, high, len(impostor), target_fpir)
+    return threshold, record
 
 
 _BUILT_KEYS = {"format", "format_version", "gallery_version", "created_at", "model_pack", "embedder_id",

@@ -15,7 +15,11 @@ def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--images", required=True, help="ROOT laid out as <identity_id>/<image> (dir or s3://)")
     parser.add_argument("--out", required=True, help="gallery root (dir or s3://); a new version is added")
-    parser.add_argument("--impostors", default=None, help="distractor faces (not enrolled) for threshold calibration")
+    parser.add_argument("--impostors", default=None,
+                        help="distractor faces (not enrolled), added to the impostor cohort for threshold calibration")
+    parser.add_argument("--cohort", default="auto",
+                        help="impostor cohort: auto (the one built for the pack's embedder, models/cohorts/ or "
+                             "$VIPWATCH_COHORTS), a cohort URI, or none")
     parser.add_argument("--target-fpir", type=float, default=0.01)
     parser.add_argument("--max-per-identity", type=int, default=None, help="enroll only the first N images each")
     parser.add_argument("--json-logs", action="store_true")
@@ -23,7 +27,7 @@ def main(argv: list[str] | None = None) -> dict:
     args = parser.parse_args(argv)
     setup_logging(args.json_logs)
     enrolment = enroll(args.images, model_config(args), aligned=args.aligned, target_fpir=args.target_fpir,
-                       impostors=args.impostors, max_per_identity=args.max_per_identity)
+                       impostors=args.impostors, max_per_identity=args.max_per_identity, cohort=args.cohort)
     version_uri = enrolment.gallery.save(args.out)
     manifest = enrolment.gallery.manifest
     summary = {"gallery_version": manifest["gallery_version"], "uri": version_uri,

@@ -20,6 +20,8 @@ def add_model_args(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--det-size", type=int, default=640)
     group.add_argument("--det-threshold", type=float, default=0.5)
     group.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    group.add_argument("--dlib-upsample", type=int, default=1,
+                       help="dlib HOG upsampling: 1 finds faces down to ~40 px at ~3x the cost of 0 (~80 px)")
     group.add_argument("--aligned", action="store_true",
                        help="inputs are already 112x112 ArcFace-aligned crops: detection is skipped")
 
@@ -45,7 +47,8 @@ def forgery_config(args: argparse.Namespace) -> ForgeryConfig:
 def model_config(args: argparse.Namespace) -> ModelPackConfig:
     return ModelPackConfig(pack=args.model_pack, detector=args.detector, detector_file=args.detector_file,
                            embedder_file=args.embedder_file, det_size=args.det_size,
-                           det_threshold=args.det_threshold, device=args.device)
+                           det_threshold=args.det_threshold, device=args.device,
+                           dlib_upsample=args.dlib_upsample)
 
 
 class JsonFormatter(logging.Formatter):

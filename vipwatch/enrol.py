@@ -16,6 +16,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from index.cohort import Cohort
 from index.gallery import Gallery, GalleryError, embeddings_of
 from operators.decode import ImageDecoder
 from operators.face_analyzer import FaceAnalyzer
@@ -58,6 +59,21 @@ def read_display_names(root: str, storage_config: Optional[StorageConfig] = None
     return {row["identity_id"]: row.get("display_name") or row["identity_id"] for row in reader}
 
 
+def load_cohort(cohort: Optional[str], embedder_id: str,
+                storage_config: Optional[StorageConfig] = None) -> Optional[Cohort]:
+    if cohort in (None, "", "none"):
+        return None
+    if cohort == "auto":
+        found = Cohort.for_embedder(embedder_id, storage_config=storage_config)
+        if found is None:
+            log.warning("no impostor cohort for embedder %s (build one: python -m jobs.build_cohort); the threshold "
+                        "comes from distractors and leave-one-identity-out only", embedder_id)
+        return found
+    found = Cohort.load(cohort, storage_config)
+    found.check_compatible(embedder_id)
+    return found
+
+
 def embed_images(uris: list[str], analyzer: FaceAnalyzer, decoder: ImageDecoder,
                  storage_config: Optional[StorageConfig] = None) -> pa.Table:
     """Decode + analyse a list of URIs in-process, in batches: WORK_SCHEMA rows."""
@@ -71,7 +87,11 @@ def embed_images(uris: list[str], analyzer: FaceAnalyzer, decoder: ImageDecoder,
 
 def enroll(root: str, model: ModelPackConfig, aligned: bool = False, target_fpir: float = 0.01,
            impostors: Optional[str] = None, max_per_identity: Optional[int] = None,
-           storage_config: Optional[StorageConfig] = None, analyzer: Optional[FaceAnalyzer] = None) -> Enrolment:
+           storage_config: Optional[StorageConfig] = None, analyzer: Optional[FaceAnalyzer] = None,
+           cohort: Optional[str] = "auto") -> Enrolment:
+    """``cohort``: "auto" = the impostor cohort for the pack's embedder ($VIPWATCH_COHORTS, else the
+    repo's models/cohorts/), a cohort URI, or None for none (then the threshold comes from
+    ``impostors`` and/or the references leave-one-identity-out)."""
     pairs = list_references(root, storage_config, max_per_identity)
     if not pairs:
         raise GalleryError(f"no reference images under {root} (expected <root>/<identity_id>/<image>)")
@@ -123,6 +143,7 @@ def enroll(root: str, model: ModelPackConfig, aligned: bool = False, target_fpir
         impostor_embeddings = embeddings_of(impostor_faces)
     gallery = Gallery.build(references, analyzer.pack.name, analyzer.pack.embedder_id, target_fpir=target_fpir,
                             impostor_embeddings=impostor_embeddings,
+                            cohort=load_cohort(cohort, analyzer.pack.embedder_id, storage_config),
                             display_names=read_display_names(root, storage_config),
                             extra_manifest={"source": root, "aligned_input": aligned,
                                             "rejected_references": len(rejected),
