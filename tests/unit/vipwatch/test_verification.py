@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from conftest import DATA, MODELS
+from tests.support.shared_data import DATA, MODELS
 from vipwatch.evaluation import verification as ver
 
 # fold 0: (0.9 same) (0.2 diff) (0.6 diff); fold 1: (0.8 same) (0.4 same) (0.1 diff)
