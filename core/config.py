@@ -56,7 +56,14 @@ class DecodeConfig(BaseModel):
     max_side: int = 2048
     max_bytes: int = 200 * 1024 * 1024
     video_frame_interval_s: float = 1.0
+    # Sampled frames analysed per video.
     video_max_frames: int = 32
+    # Refused before any frame is decoded (a 4xx on Serve, an error row in the crawl), from the
+    # container's declared size, length and frame count: a long or huge video costs decode time
+    # even when only video_max_frames are analysed.
+    video_max_pixels_per_frame: int = 3840 * 2160
+    video_max_duration_s: float = 600.0
+    video_max_source_frames: int = 36_000
 
 
 class MatchConfig(BaseModel):
@@ -160,6 +167,14 @@ class CrawlConfig(FaceChainSettings):
         return rows or None
 
 
+class ServeAutoscaling(BaseModel):
+    min_replicas: int = 1
+    max_replicas: int = 4
+    target_ongoing_requests: float = 2.0
+    upscale_delay_s: float = 30.0
+    downscale_delay_s: float = 600.0
+
+
 class ServeConfig(FaceChainSettings):
     """The HTTP endpoint: the crawl's model / decode / match settings plus request limits.
 
@@ -175,6 +190,9 @@ class ServeConfig(FaceChainSettings):
     # in `serve status`). Without an admin key the admin routes are refused.
     api_key_env: str = "VIPWATCH_API_KEY"
     admin_api_key_env: str = "VIPWATCH_ADMIN_API_KEY"
+    # Files holding the keys (a mounted Kubernetes Secret); they win over the variables.
+    api_key_file: Optional[str] = None
+    admin_api_key_file: Optional[str] = None
     max_request_bytes: int = 20 * 1024 * 1024
     # s3:// prefixes a caller may name in {"uri": ...}, e.g. "s3://vip-uploads/" or
     # "s3://bucket/inbox/". Empty: URI requests are refused, only uploads are accepted.
@@ -184,6 +202,16 @@ class ServeConfig(FaceChainSettings):
     batch_wait_timeout_s: float = 0.02
     ingress_num_cpus: float = 0.25
     ingress_max_ongoing_requests: int = 64
+    # Requests waiting for a replica beyond max_ongoing_requests, per caller of a deployment;
+    # past it Serve answers 503 at once instead of queueing without bound.
+    max_queued_requests: int = 128
+    # One request's whole chain (decode, analyze, match, forgery); past it the caller gets 504.
+    request_timeout_s: float = 60.0
+    # The analyze deployment scales between these replica counts on ongoing requests per replica.
+    autoscaling: Optional[ServeAutoscaling] = None
+    # Object that remembers the gallery version an admin reload made active, so a restarted
+    # replica loads that one instead of `gallery` (None: restarts go back to `gallery`).
+    active_gallery_pointer: Optional[str] = None
     public_docs: bool = False
 
     def crawl_config(self) -> CrawlConfig:

@@ -153,6 +153,7 @@ def decode_video_frames(data: bytes, config: DecodeConfig) -> Iterator[tuple[int
                 raise DecodeError(f"not a decodable video: FFmpeg/OpenCV cannot open it, corrupt or unsupported "
                                   f"container ({len(data)} bytes)")
             fps = capture.get(cv2.CAP_PROP_FPS) or 25.0
+            check_video_limits(capture, fps, config)
             step = max(1, int(round(fps * config.video_frame_interval_s)))
             frame_index, emitted = 0, 0
             while emitted < config.video_max_frames:
@@ -167,6 +168,20 @@ def decode_video_frames(data: bytes, config: DecodeConfig) -> Iterator[tuple[int
                 raise DecodeError(f"not a decodable video: no frame could be decoded ({len(data)} bytes)")
         finally:
             capture.release()
+
+
+def check_video_limits(capture: cv2.VideoCapture, fps: float, config: DecodeConfig) -> None:
+    """Refuse from the container's declared frame size, frame count and length, before decoding.
+    The messages' fixed prefixes ("video too ...") tell Serve which client error it is."""
+    width, height = int(capture.get(cv2.CAP_PROP_FRAME_WIDTH)), int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT))
+    if width * height > config.video_max_pixels_per_frame:
+        raise DecodeError(f"video too large: frames of {width}x{height} = {width * height} pixels "
+                          f"> limit {config.video_max_pixels_per_frame}")
+    frames = int(capture.get(cv2.CAP_PROP_FRAME_COUNT))
+    if frames > config.video_max_source_frames:
+        raise DecodeError(f"video too many frames: {frames} > limit {config.video_max_source_frames}")
+    if frames / fps > config.video_max_duration_s:
+        raise DecodeError(f"video too long: {frames / fps:.1f} s > limit {config.video_max_duration_s:g} s")
 
 
 class ImageDecoder:

@@ -15,6 +15,9 @@ Stage gets its own name, CPUs / GPUs and replica count.
 from __future__ import annotations
 
 import asyncio
+import json
+import logging
+from datetime import datetime, timezone
 from typing import Any, Optional
 
 import numpy as np
@@ -22,11 +25,29 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from ray import serve
 
+from core import storage
+from core.config import StorageConfig
 from index.gallery import embeddings_of
 from vipwatch.serve.batching import call_batched
 
+log = logging.getLogger(__name__)
+
 # Versions kept per stage: the current one and the one before, for requests still in flight.
 KEPT_VERSIONS = 2
+
+
+def read_active_gallery(pointer: Optional[str], storage_config: Optional[StorageConfig]) -> Optional[str]:
+    """The gallery version URI an admin reload made active, or None when none was recorded."""
+    if not pointer or not storage.exists(pointer, storage_config):
+        return None
+    return json.loads(storage.read_bytes(pointer, storage_config))["gallery_uri"]
+
+
+def write_active_gallery(pointer: str, gallery_uri: str, version: str,
+                         storage_config: Optional[StorageConfig]) -> None:
+    record = {"gallery_uri": gallery_uri, "gallery_version": version,
+              "activated_at": datetime.now(timezone.utc).isoformat()}
+    storage.write_bytes(pointer, json.dumps(record).encode(), storage_config)
 
 
 def gallery_version_of(operator: Any) -> Optional[str]:
@@ -41,10 +62,16 @@ def _stamped_version(table: pa.Table) -> Optional[str]:
 
 
 class StageRunner:
-    def __init__(self, operator: type, kwargs: dict, max_batch_size: int, batch_wait_timeout_s: float):
+    def __init__(self, operator: type, kwargs: dict, max_batch_size: int, batch_wait_timeout_s: float,
+                 gallery_pointer: Optional[str] = None):
         self.operator_class = operator
         self.kwargs = dict(kwargs)
-        self.current = operator(**kwargs)
+        # A (re)started replica takes the gallery an admin reload made active, not the configured one.
+        active = read_active_gallery(gallery_pointer, self.kwargs.get("storage"))
+        if active is not None:
+            log.info("stage %s loads the active gallery %s (from %s)", operator.__name__, active, gallery_pointer)
+            self.kwargs["gallery_uri"] = active
+        self.current = operator(**self.kwargs)
         self.by_version: dict[str, Any] = {}
         self._remember(self.current)
         self.prepared: Optional[Any] = None

@@ -43,6 +43,9 @@ def decode_error(message: str) -> ApiError:
         return ApiError(400, "image_too_many_pixels", message)
     if message.startswith("file too large"):
         return ApiError(413, "payload_too_large", message)
+    if message.startswith("video too"):
+        # "video too large" / "video too many frames" / "video too long"
+        return ApiError(413, message.split(":")[0].replace(" ", "_"), message)
     if message.startswith("empty file"):
         return ApiError(400, "empty_image", message)
     return ApiError(400, "undecodable_image", message)

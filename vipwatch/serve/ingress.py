@@ -19,8 +19,10 @@ from ray import serve
 
 from index.gallery import embeddings_of
 from operators.decode import ImageDecoder
+from core import storage
 from core.config import ServeConfig
 from core.schema import STATUS_ERROR, STATUS_NO_FACE, STATUS_OK, to_output
+from vipwatch.serve.deployments import write_active_gallery
 from vipwatch.serve.errors import ApiError, decode_error, install_handlers, log
 from vipwatch.serve.security import RequestGuard, normalise_prefixes, within_roots
 from vipwatch.serve.sources import ImageInput, read_image
@@ -83,6 +85,14 @@ class Ingress:
         return await read_image(request, self.allowed_prefixes, self.config.storage, self.config.max_request_bytes)
 
     async def rows_for(self, image: ImageInput) -> pa.Table:
+        try:
+            return await asyncio.wait_for(self._chain(image), timeout=self.config.request_timeout_s)
+        except asyncio.TimeoutError:
+            raise ApiError(504, "request_timeout",
+                           f"analysis took longer than {self.config.request_timeout_s:g} s; try a smaller image "
+                           "or a shorter video") from None
+
+    async def _chain(self, image: ImageInput) -> pa.Table:
         decoded = await asyncio.to_thread(self.decoder, pa.table({"path": [image.uri],
                                                                   "bytes": pa.array([image.data], pa.binary())}))
         status = decoded.column("status").to_pylist()
@@ -129,8 +139,6 @@ class Ingress:
         }
 
     async def reload_gallery(self, body: GalleryReload) -> dict:
-        from core import storage
-
         if body.uri and body.version:
             raise ApiError(400, "invalid_request", "give uri or version, not both")
         target = self.config.gallery
@@ -159,7 +167,15 @@ class Ingress:
             if not await stage.commit_gallery.remote(version):
                 raise ApiError(500, "gallery_swap_failed", f"a stage did not take gallery {version}; reload again")
         log.info("gallery swapped %s -> %s", previous, version)
+        if self.config.active_gallery_pointer:
+            await asyncio.to_thread(self._remember_active, target, version)
         return {"swapped": True, "previous_version": previous, "gallery": await self.matcher.info.remote()}
+
+
+    def _remember_active(self, target: str, version: str) -> None:
+        version_uri = target if storage.exists(storage.join(target, "manifest.json"), self.config.storage) \
+            else storage.join(target.rstrip("/"), "versions", version)
+        write_active_gallery(self.config.active_gallery_pointer, version_uri, version, self.config.storage)
 
 
 def summarise(table: pa.Table, embedding: bool) -> dict:

@@ -28,14 +28,23 @@ def key_digest(key: str) -> str:
     return hashlib.sha256(key.encode("utf-8")).hexdigest()
 
 
-def digest_from_env(variable: str, required: bool) -> Optional[str]:
-    key = os.environ.get(variable, "")
+def digest_from_env(variable: str, required: bool, key_file: Optional[str] = None) -> Optional[str]:
+    """The key's digest, read from ``key_file`` (a mounted Secret) when named, else from
+    $``variable``."""
+    source = key_file or f"${variable}"
+    if key_file:
+        try:
+            key = Path(key_file).read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise RuntimeError(f"API key file {key_file} cannot be read: {exc.strerror}") from None
+    else:
+        key = os.environ.get(variable, "")
     if not key:
         if required:
-            raise RuntimeError(f"${variable} is not set: refusing to serve without an API key")
+            raise RuntimeError(f"{source} is empty or not set: refusing to serve without an API key")
         return None
     if len(key) < 16:
-        raise RuntimeError(f"${variable} is shorter than 16 characters: use a random key")
+        raise RuntimeError(f"{source} is shorter than 16 characters: use a random key")
     return key_digest(key)
 
 
