@@ -11,9 +11,10 @@ and then the same operator objects in one plain process over the same bytes (the
 limit on the same cores), back to back. The last line printed is one JSON object.
 The measuring code is in vipwatch/bench/.
 
---gallery-sizes: synthetic L2-normalised vectors (clustered like identities); per size the
-build time, memory, batch query throughput and recall@10 against exact search for the index
-that index.faiss_index chooses and for the alternatives.
+--gallery-sizes: synthetic identity-clustered vectors whose same/different-identity cosines follow
+those measured on real faces; per size exact search and the IVF / HNSW parameter sweeps report
+top-1 identity recall, agreement with exact search, the outcome at a cohort-calibrated threshold
+and batch queries/s (wall and per process-CPU second). See vipwatch/bench/gallery_scale.py.
 """
 from __future__ import annotations
 
@@ -69,10 +70,20 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="DataContext execution_options.resource_limits.object_store_memory")
     gallery = parser.add_argument_group("gallery scale")
     gallery.add_argument("--dims", default="128")
-    gallery.add_argument("--kinds", default="flat_ip,hnsw_ip,ivf_flat")
-    gallery.add_argument("--queries", type=int, default=4096)
-    gallery.add_argument("--k", type=int, default=10)
+    gallery.add_argument("--kinds", default="ivf,hnsw", help="approximate kinds besides exact search: ivf, hnsw")
+    gallery.add_argument("--per-identity", type=int, default=10, help="references per identity")
+    gallery.add_argument("--genuine-probes", type=int, default=4000)
+    gallery.add_argument("--impostor-probes", type=int, default=4000, help="half set the threshold, half check it")
+    gallery.add_argument("--target-fpir", type=float, default=0.01)
+    gallery.add_argument("--ivf-nlist", type=int, default=None, help="default 4 sqrt(N)")
+    gallery.add_argument("--ivf-storage", choices=["flat", "fp16", "sq8"], default="flat")
+    gallery.add_argument("--nprobe", default="16,64,128,256", help="IVF lists searched, swept")
+    gallery.add_argument("--hnsw-m", type=int, default=32)
+    gallery.add_argument("--ef-construction", type=int, default=40)
+    gallery.add_argument("--ef-search", default="64,128,256,512", help="HNSW efSearch, swept")
     gallery.add_argument("--hnsw-max", type=int, default=1_000_000, help="skip HNSW builds above this size")
+    gallery.add_argument("--leave-one-out-probes", type=int, default=0,
+                         help="also time index.calibration's leave-one-identity-out with this many probes")
     gallery.add_argument("--faiss-gpu", action="store_true", help="search on the GPU (faiss-gpu)")
     add_model_args(parser)
     parser.set_defaults(model_pack=str(SHARED_DIR / "models"), detector_file=DEFAULT_DETECTOR,
@@ -96,9 +107,17 @@ def main(argv: list[str] | None = None) -> dict:
         from index.faiss_index import gpu_count
         from vipwatch.bench.gallery_scale import gallery_benchmark
 
-        report = gallery_benchmark([int(s) for s in args.gallery_sizes.split(",")],
-                                   [int(d) for d in args.dims.split(",")], args.kinds.split(","),
-                                   args.queries, args.k, args.hnsw_max, args.faiss_gpu or gpu_count() > 0)
+        def numbers(text: str) -> list[int]:
+            return [int(value) for value in text.split(",") if value]
+
+        report = gallery_benchmark(
+            numbers(args.gallery_sizes), numbers(args.dims), [k for k in args.kinds.split(",") if k],
+            per_identity=args.per_identity, genuine_probes=args.genuine_probes,
+            impostor_probes=args.impostor_probes, target_fpir=args.target_fpir, ivf_nlist=args.ivf_nlist,
+            nprobes=numbers(args.nprobe), ivf_storage=args.ivf_storage, hnsw_m=args.hnsw_m,
+            ef_construction=args.ef_construction, ef_searches=numbers(args.ef_search), hnsw_max=args.hnsw_max,
+            leave_one_out_probes=args.leave_one_out_probes, use_gpu=args.faiss_gpu or gpu_count() > 0,
+            seed=args.seed)
     sys.stdout.flush()
     print(json.dumps(report), flush=True)
     return report
