@@ -131,7 +131,7 @@ class ForgeryConfig(BaseModel):
 
 
 class FaceChainSettings(BaseModel):
-    """What builds the face chain's operators (`pipeline.face_stages`): shared by the crawl and
+    """What builds the face chain's operators (`operators.stages.face_stages`): shared by the crawl and
     the Serve app, so both run identically configured operators."""
 
     model: ModelPackConfig = Field(default_factory=ModelPackConfig)

@@ -204,7 +204,8 @@ class Gallery:
             raise GalleryError(
                 f"gallery {self.version} was built with embedder {self.manifest['embedder_id']} "
                 f"({self.manifest['embedding_dim']}-d, pack {self.manifest['model_pack']}); these embeddings come "
-                f"from {embedder_id} ({embedding_dim}-d). Rebuild the gallery with this model pack, or crawl "
+                f"from {embedder_id}{f' ({embedding_dim}-d)' if embedding_dim else ''}: its faces could never match. "
+                f"Rebuild the gallery with this model pack, or crawl "
                 f"with the gallery's pack.")
 
     def search(self, embeddings: np.ndarray, top_k: int = 5) -> list[list[tuple[str, float]]]:

@@ -17,13 +17,13 @@ import numpy as np
 from sklearn.linear_model import LogisticRegression
 
 from index import calibration
+from core.config import CrawlConfig, StorageConfig
 from operators.face_analyzer import FaceAnalyzer
 from operators.forgery.fusion import FusionModel, Head, fusion_version
 from operators.forgery.scorer import ForgeryScorer
 from operators.matcher import GalleryMatcher
 from vipwatch.cli import add_forgery_args, add_model_args, forgery_config, model_config, setup_logging
-from core.config import StorageConfig
-from vipwatch.forgery_runs import feature_matrix, labelled_uris, score_labelled, signal_columns
+from vipwatch.forgery_runs import feature_matrix, labelled_chain, labelled_uris, score_labelled, signal_columns
 
 log = logging.getLogger("jobs.calibrate")
 IDENTITY_FEATURES = ["identity_deficit", "inner_whole_gap", "context_deficit"]
@@ -72,13 +72,11 @@ def main(argv: list[str] | None = None) -> dict:
     args = parser.parse_args(argv)
     setup_logging()
     storage_config = StorageConfig()
-    model = model_config(args)
-    analyzer = FaceAnalyzer(model, aligned=args.aligned, storage=storage_config)
-    matcher = GalleryMatcher(args.gallery, storage=storage_config)
-    config = forgery_config(args).model_copy(update={"fusion_model": None})
-    scorer = ForgeryScorer(gallery=matcher.gallery, forgery=config, pack=analyzer.pack, storage=storage_config)
-    frame = score_labelled(labelled_uris(args.real, args.fake, storage_config), analyzer, matcher, scorer,
-                           storage_config=storage_config)
+    runner = labelled_chain(CrawlConfig(input="", output="", gallery=args.gallery, model=model_config(args),
+                                        aligned=args.aligned, storage=storage_config,
+                                        forgery=forgery_config(args).model_copy(update={"fusion_model": None})))
+    analyzer, matcher, scorer = (runner.operator(kind) for kind in (FaceAnalyzer, GalleryMatcher, ForgeryScorer))
+    frame = score_labelled(labelled_uris(args.real, args.fake, storage_config), runner)
     source = {"real": args.real, "fake": args.fake, "gallery": matcher.gallery.version, "model_pack": analyzer.pack.name,
               "detectors": [f"{d.name}={d.version}" for d in scorer.detectors], "faces": int(len(frame)),
               "faceless_inputs": frame.attrs["faceless_inputs"]}

@@ -15,13 +15,11 @@ import os
 
 import numpy as np
 
-from operators.face_analyzer import FaceAnalyzer
+from core.config import CrawlConfig, DecodeConfig, StorageConfig
 from operators.forgery.scorer import ForgeryScorer
-from operators.matcher import GalleryMatcher
 from vipwatch.cli import add_forgery_args, add_model_args, forgery_config, model_config, setup_logging
-from core.config import DecodeConfig, StorageConfig
 from vipwatch.forgery_metrics import fmt, report
-from vipwatch.forgery_runs import labelled_uris, score_labelled, signal_columns
+from vipwatch.forgery_runs import labelled_chain, labelled_uris, score_labelled, signal_columns
 from vipwatch.video_verdicts import video_verdicts
 
 log = logging.getLogger("jobs.evaluate")
@@ -98,13 +96,13 @@ def main(argv: list[str] | None = None) -> dict:
     args = parser.parse_args(argv)
     setup_logging()
     storage_config = StorageConfig()
-    analyzer = FaceAnalyzer(model_config(args), aligned=args.aligned, storage=storage_config)
-    matcher = GalleryMatcher(args.gallery, storage=storage_config) if args.gallery else (lambda table: table)
-    scorer = ForgeryScorer(gallery=getattr(matcher, "gallery", None), forgery=forgery_config(args),
-                           pack=analyzer.pack, storage=storage_config)
     decode = DecodeConfig(video_frame_interval_s=args.video_frame_interval, video_max_frames=args.video_max_frames)
+    runner = labelled_chain(CrawlConfig(input="", output="", gallery=args.gallery or "", model=model_config(args),
+                                        aligned=args.aligned, decode=decode, storage=storage_config,
+                                        forgery=forgery_config(args)))
+    scorer = runner.operator(ForgeryScorer)
     pairs = labelled_uris(args.real, args.fake, storage_config)
-    frame = score_labelled(pairs, analyzer, matcher, scorer, decode, storage_config)
+    frame = score_labelled(pairs, runner)
     result = {"real": args.real, "fake": args.fake, "gallery": args.gallery, "forgery_model": scorer.model_version,
               "inputs": len(pairs), "faceless_inputs": frame.attrs["faceless_inputs"], "faces": int(len(frame)),
               **evaluate_frame(frame)}

@@ -12,7 +12,6 @@ from dataclasses import dataclass, field
 from typing import Optional
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -21,6 +20,7 @@ from index.gallery import Gallery, GalleryError, embeddings_of
 from operators.decode import ImageDecoder
 from operators.face_analyzer import FaceAnalyzer
 from operators.forgery import identity_signal
+from operators.runner import ChainRunner
 from core import storage
 from core.images import encode_jpeg
 from core.config import DecodeConfig, ModelPackConfig, StorageConfig
@@ -28,7 +28,6 @@ from core.schema import STATUS_OK
 from core.storage import IMAGE_EXTENSIONS
 
 log = logging.getLogger(__name__)
-BATCH = 32
 
 
 @dataclass
@@ -77,12 +76,7 @@ def load_cohort(cohort: Optional[str], embedder_id: str,
 def embed_images(uris: list[str], analyzer: FaceAnalyzer, decoder: ImageDecoder,
                  storage_config: Optional[StorageConfig] = None) -> pa.Table:
     """Decode + analyse a list of URIs in-process, in batches: WORK_SCHEMA rows."""
-    tables = []
-    for start in range(0, len(uris), BATCH):
-        chunk = uris[start:start + BATCH]
-        batch = pd.DataFrame({"path": chunk, "bytes": [storage.read_bytes(u, storage_config) for u in chunk]})
-        tables.append(analyzer(decoder(batch)))
-    return pa.concat_tables(tables) if tables else None
+    return ChainRunner([decoder, analyzer], storage_config).run_uris(uris)
 
 
 def enroll(root: str, model: ModelPackConfig, aligned: bool = False, target_fpir: float = 0.01,

@@ -7,15 +7,23 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from vipwatch.enrol import embed_images
-from operators.decode import ImageDecoder
-from operators.face_analyzer import FaceAnalyzer
-from operators.forgery.scorer import ForgeryScorer
-from operators.matcher import GalleryMatcher
 from core import storage
-from core.config import DecodeConfig, StorageConfig
+from core.config import CrawlConfig, StorageConfig
 from core.schema import STATUS_OK
 from core.storage import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS
+from operators.decode import ImageDecoder
+from operators.forgery.fusion import feature_value
+from operators.forgery.identity_signal import SIGNALS
+from operators.runner import ChainRunner
+from operators.stages import face_stages
+
+
+def labelled_chain(config: CrawlConfig) -> ChainRunner:
+    """The crawl's face chain (forgery stage included) in this process, onnxruntime's default
+    threads. Without ``config.gallery`` there is no match stage: artefact signals only."""
+    config = config.model_copy(update={"forgery": config.forgery.model_copy(update={"enabled": True})})
+    return ChainRunner.from_stages(face_stages(config), ImageDecoder(config.decode), overrides={"threads": 0},
+                                   storage_config=config.storage)
 
 
 def labelled_uris(real: str, fake: str, storage_config: StorageConfig | None = None) -> list[tuple[str, int]]:
@@ -27,14 +35,11 @@ def labelled_uris(real: str, fake: str, storage_config: StorageConfig | None = N
     return out
 
 
-def score_labelled(pairs: list[tuple[str, int]], analyzer: FaceAnalyzer, matcher: GalleryMatcher,
-                   scorer: ForgeryScorer, decode: DecodeConfig | None = None,
-                   storage_config: StorageConfig | None = None) -> pd.DataFrame:
+def score_labelled(pairs: list[tuple[str, int]], runner: ChainRunner) -> pd.DataFrame:
     """One row per face (video: per face per sampled frame) with label, VIP flag, every signal
-    as a column, and the scorer's outputs."""
+    as a column, and the scorer's outputs. ``runner`` ends with the forgery scorer."""
     label_of = dict(pairs)
-    rows = embed_images([u for u, _ in pairs], analyzer, ImageDecoder(decode or DecodeConfig()), storage_config)
-    scored = scorer(matcher(rows))
+    scored = runner.run_uris([u for u, _ in pairs])
     faces = scored.filter(pa.compute.equal(scored.column("status"), STATUS_OK))
     frame = faces.select(["image_uri", "media_type", "frame_index", "timestamp_s", "face_index", "identity_id",
                           "match_score", "forgery_score", "verdict", "forgery_model"]).to_pandas()
@@ -49,13 +54,9 @@ def score_labelled(pairs: list[tuple[str, int]], analyzer: FaceAnalyzer, matcher
 
 
 def signal_columns(frame: pd.DataFrame) -> list[str]:
-    from operators.forgery.identity_signal import SIGNALS
-
     return [c for c in frame.columns if c.startswith("artefact:") or c in SIGNALS]
 
 
 def feature_matrix(frame: pd.DataFrame, features: list[str]) -> np.ndarray:
-    from operators.forgery.fusion import feature_value
-
     return np.array([[feature_value(f, v) for f, v in zip(features, row)] for row in frame[features].to_numpy()],
                     np.float64).reshape(len(frame), len(features))

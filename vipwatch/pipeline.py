@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timezone
 
 import pyarrow.fs as pafs
@@ -22,6 +22,7 @@ from core import storage
 from vipwatch.alerts import AlertProjection, alerts_uri
 from core.config import CrawlConfig
 from core.schema import to_output
+from operators.stages import Stage, chain_steps, face_stages, load_checked_gallery
 
 log = logging.getLogger(__name__)
 MANIFEST_EXTENSIONS = (".txt", ".lst", ".csv", ".manifest")
@@ -55,64 +56,6 @@ class CrawlResult:
     shards_processed: int = 0
 
 
-def pool_sizes(config: CrawlConfig, cluster_cpus: float) -> dict:
-    """Actor pool sizing from the cluster's resources: never reserve every CPU, or the read and
-    decode tasks starve and the job hangs."""
-    res = config.resources
-    tasks = res.read_num_cpus + res.decode_num_cpus * max(1, res.decode_actors) + res.write_num_cpus
-    forgery_cpus = config.forgery.num_cpus if config.forgery.enabled else 0.0
-    free_for_analyzers = cluster_cpus - res.matcher_num_cpus - forgery_cpus - tasks
-    actors = max(1, res.analyzer_actors)
-    analyzer_cpus = max(0.25, min(res.analyzer_num_cpus, free_for_analyzers / actors))
-    return {"analyzer_actors": actors, "analyzer_num_cpus": analyzer_cpus}
-
-
-@dataclass
-class Stage:
-    """One operator of the face chain: the class, how to construct it, and what it needs.
-    The crawl runs the stages in actor pools (`stage_pools`); the Serve app builds the same
-    objects, one deployment each."""
-
-    name: str
-    operator: type
-    kwargs: dict
-    batch_size: int
-    num_cpus: float
-    num_gpus: float = 0.0
-    actors: int = 1
-    # Constructor arguments this stage can take from an earlier stage's operator when both run
-    # in one process: {kwarg: (operator class, attribute)}.
-    shares: dict = field(default_factory=dict)
-
-
-def face_stages(config: CrawlConfig, cluster_cpus: float = 2.0) -> list[Stage]:
-    """Decoded images -> scored face rows. Stages after FaceAnalyzer take and return WORK_SCHEMA
-    tables, so a stage is added by appending it here (the forgery scorer is one)."""
-    from operators.face_analyzer import FaceAnalyzer
-    from operators.forgery.scorer import ForgeryScorer
-    from operators.matcher import GalleryMatcher
-
-    res = config.resources
-    sizes = pool_sizes(config, cluster_cpus)
-    return [
-        Stage("analyze", FaceAnalyzer,
-              {"model": config.model, "aligned": config.aligned, "job_id": config.job_id,
-               "storage": config.storage, "threads": res.analyzer_threads or max(1, int(sizes["analyzer_num_cpus"])),
-               "context_crops": config.forgery.enabled},
-              batch_size=res.batch_size, num_cpus=sizes["analyzer_num_cpus"], num_gpus=res.analyzer_num_gpus,
-              actors=sizes["analyzer_actors"]),
-        Stage("match", GalleryMatcher,
-              {"gallery_uri": config.gallery, "match": config.match, "storage": config.storage},
-              batch_size=256, num_cpus=res.matcher_num_cpus),
-    ] + ([Stage("forgery", ForgeryScorer,
-                {"gallery_uri": config.gallery, "forgery": config.forgery, "model": config.model,
-                 "storage": config.storage},
-                batch_size=config.forgery.batch_size, num_cpus=config.forgery.num_cpus,
-                num_gpus=config.forgery.num_gpus,
-                shares={"gallery": (GalleryMatcher, "gallery"), "pack": (FaceAnalyzer, "pack")})]
-            if config.forgery.enabled else [])
-
-
 @dataclass
 class Pool:
     """Consecutive stages run by one actor pool (operators.chain.OperatorChain when several)."""
@@ -126,20 +69,7 @@ class Pool:
         return "+".join(stage.operator.__name__ for stage in self.stages)
 
     def steps(self) -> list:
-        """OperatorChain steps: a stage takes what it shares (Stage.shares) from an earlier
-        stage of this pool instead of loading its own copy."""
-        from operators.chain import Shared
-
-        built: set = set()
-        steps = []
-        for stage in self.stages:
-            kwargs = dict(stage.kwargs)
-            for name, (operator, attribute) in stage.shares.items():
-                if operator in built:
-                    kwargs[name] = Shared(operator, attribute)
-            steps.append((stage.operator, kwargs))
-            built.add(stage.operator)
-        return steps
+        return chain_steps(self.stages)
 
 
 def stage_pools(stages: list[Stage], fuse: bool, cluster_cpus: float, reserved_cpus: float,
@@ -187,19 +117,6 @@ def configure_io_retries() -> None:
 
     context = DataContext.get_current()
     context.retried_io_errors = list(dict.fromkeys([*context.retried_io_errors, *TRANSIENT_IO_ERRORS]))
-
-
-def check_gallery_matches_pack(config: CrawlConfig, gallery) -> None:
-    """Refuse a gallery built with another embedder before any worker loads a model."""
-    from index.gallery import GalleryError
-    from operators.packs.embedder_id import expected_embedder_id
-
-    embedder = expected_embedder_id(config.model, config.storage)
-    if embedder is not None and embedder != gallery.manifest["embedder_id"]:
-        raise GalleryError(
-            f"gallery {gallery.version} at {config.gallery} was built with embedder {gallery.manifest['embedder_id']} "
-            f"(pack {gallery.manifest['model_pack']}), but this crawl's model pack {config.model.pack!r} embeds with "
-            f"{embedder}: its faces could never match. Crawl with the gallery's pack or rebuild the gallery.")
 
 
 def build_dataset(config: CrawlConfig, uris: list[str], alerts_dir: str | None = None, shard_name: str = "shard"):
@@ -257,7 +174,6 @@ def build_dataset(config: CrawlConfig, uris: list[str], alerts_dir: str | None =
 
 
 def run_crawl(config: CrawlConfig) -> CrawlResult:
-    from index.gallery import Gallery
     from vipwatch.ray_cluster import init_ray
 
     from ray.data import SaveMode
@@ -266,7 +182,7 @@ def run_crawl(config: CrawlConfig) -> CrawlResult:
 
     config.job_id = config.job_id or default_job_id()
     # Refuse a missing / corrupt / other-embedder gallery before any work starts.
-    check_gallery_matches_pack(config, Gallery.load(config.gallery, config.storage))
+    load_checked_gallery(config)
     # Output goes to <output>/<job_id>/, one committed shard at a time: re-running a job id
     # crawls only the shards an earlier run did not commit (see vipwatch/shards.py).
     job = ShardedJob.open(config.output, config.job_id, config.input,

@@ -9,6 +9,13 @@ import statistics
 import time
 from pathlib import Path
 
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from core.schema import STATUS_OK, to_output
+from operators.decode import ImageDecoder
+from operators.runner import ChainRunner, step_name
+from operators.stages import face_stages
 from vipwatch.bench.corpus import cached_corpus
 from vipwatch.bench.sampler import MemorySampler, stage_times
 from vipwatch.bench.timeline import actor_activity
@@ -47,42 +54,28 @@ def run_pipeline(config, s3_pid: int) -> dict:
 
 def run_raw(config, corpus_files: list[Path], uri_prefix: str, batch_size: int) -> dict:
     """The crawl's operators called directly in this process, no Ray: ImageDecoder, then every
-    stage of pipeline.face_stages (detect + align + embed, FAISS search, forgery when enabled).
-    Bytes are read from local disk before the clock starts, so this is the model limit (the
-    crawl also pays for S3 reads and the Parquet write)."""
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    from operators.decode import ImageDecoder
-    from vipwatch.pipeline import face_stages
-    from core.schema import to_output
-
-    decoder = ImageDecoder(config.decode, uri_prefix)
-    operators = []
-    for stage in face_stages(config, cluster_cpus=float(os.cpu_count() or 1)):
-        kwargs = dict(stage.kwargs)
-        if "threads" in kwargs:
-            kwargs["threads"] = 0  # onnxruntime's default: one intra-op thread per core of this machine
-        operators.append(stage.operator(**kwargs))
+    stage of operators.stages.face_stages (detect + align + embed, FAISS search, forgery when
+    enabled), through operators.runner. Bytes are read from local disk before the clock starts,
+    so this is the model limit (the crawl also pays for S3 reads and the Parquet write)."""
+    # threads 0: onnxruntime's default, one intra-op thread per core of this machine.
+    runner = ChainRunner.from_stages(face_stages(config, cluster_cpus=float(os.cpu_count() or 1)),
+                                     ImageDecoder(config.decode, uri_prefix), overrides={"threads": 0},
+                                     finish=[to_output])
     blobs = [(path.name, path.read_bytes()) for path in corpus_files]
     faces = identified = images = 0
-    steps = [("ImageDecoder", decoder), *((type(o).__name__, o) for o in operators), ("to_output", to_output)]
-    stage_s = dict.fromkeys((name for name, _ in steps), 0.0)
     started, cpu_started = time.perf_counter(), time.process_time()
     for start in range(0, len(blobs), batch_size):
         chunk = blobs[start:start + batch_size]
         table = pa.table({"path": [name for name, _ in chunk], "bytes": pa.array([b for _, b in chunk], pa.binary())})
-        for name, step in steps:
-            step_started = time.perf_counter()
-            table = step(table)
-            stage_s[name] += time.perf_counter() - step_started
-        ok = pc.equal(table.column("status"), "ok")
+        table = runner.run_batch(table)
+        ok = pc.equal(table.column("status"), STATUS_OK)
         faces += int(pc.sum(ok).as_py() or 0)
         identified += int(pc.sum(pc.and_(ok, pc.is_valid(table.column("identity_id")))).as_py() or 0)
         images += len(set(table.column("image_uri").to_pylist()))
     seconds, cpu_s = time.perf_counter() - started, time.process_time() - cpu_started
+    operators = [step_name(step) for step in runner.steps[1:-1]]
     return {"seconds": seconds, "cpu_s": round(cpu_s, 1), "images": images, "faces": faces, "identified_faces": identified,
-            "operators": [type(o).__name__ for o in operators], "stage_s": {k: round(v, 2) for k, v in stage_s.items()}}
+            "operators": operators, "stage_s": {k: round(v, 2) for k, v in runner.seconds.items()}}
 
 
 def image_benchmark(args) -> dict:

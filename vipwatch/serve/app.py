@@ -13,10 +13,9 @@ from typing import Optional
 from ray import serve
 from ray.serve import Application
 
-from index.gallery import Gallery
-from operators.matcher import GalleryMatcher
 from core.config import ServeConfig
-from vipwatch.pipeline import check_gallery_matches_pack, face_stages
+from operators.matcher import GalleryMatcher
+from operators.stages import face_stages, load_checked_gallery
 from vipwatch.serve.deployments import MatcherRunner, StageRunner, read_active_gallery
 from vipwatch.serve.ingress import ingress_deployment
 from vipwatch.serve.security import digest_from_env
@@ -40,11 +39,11 @@ def build_app(config: ServeConfig) -> Application:
     # A missing, corrupt or other-embedder gallery is refused here, as the crawl refuses it,
     # rather than by every request once the replicas are up.
     chain = config.crawl_config()
-    check_gallery_matches_pack(chain, Gallery.load(config.gallery, config.storage))
+    load_checked_gallery(chain)
     # A gallery an admin made active earlier is checked too: replicas will load it.
     active = read_active_gallery(config.active_gallery_pointer, config.storage)
     if active is not None:
-        check_gallery_matches_pack(chain, Gallery.load(active, config.storage))
+        load_checked_gallery(chain.model_copy(update={"gallery": active}))
     stages = face_stages(chain, _cluster_cpus())
     bound = []
     matcher_position: Optional[int] = None

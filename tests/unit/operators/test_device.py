@@ -51,7 +51,7 @@ def test_onnx_pack_runs_on_the_selected_provider():
 
 
 def stages_by_name(resources: RayResources, cluster_cpus: float = 2.0) -> dict:
-    from vipwatch.pipeline import face_stages
+    from operators.stages import face_stages
 
     config = CrawlConfig(input="in", gallery="g", output="out", resources=resources)
     return {stage.name: stage for stage in face_stages(config, cluster_cpus)}
@@ -72,7 +72,7 @@ def test_crawl_command_line_reaches_the_actor_spec():
 
     config, _ = parse_config(["--input", "s3://b/in/", "--gallery", "s3://b/g", "--output", "s3://b/out",
                               "--actors", "4", "--actor-gpus", "1", "--device", "cuda"])
-    from vipwatch.pipeline import face_stages
+    from operators.stages import face_stages
 
     analyze = face_stages(config, cluster_cpus=16)[0]
     assert (analyze.num_gpus, analyze.actors) == (1.0, 4)

@@ -14,6 +14,8 @@ def signal_frame(onnx_gallery, onnx_analyzer, tmp_path_factory):
     from operators.face_analyzer import FaceAnalyzer
     from operators.forgery.scorer import ForgeryScorer
     from operators.matcher import GalleryMatcher
+    from operators.decode import ImageDecoder
+    from operators.runner import ChainRunner
     from tests.support.shared_data import FACES_ALIGNED, MODELS
     from core.config import ForgeryConfig
     from vipwatch.forgery_runs import labelled_uris, score_labelled
@@ -24,7 +26,8 @@ def signal_frame(onnx_gallery, onnx_analyzer, tmp_path_factory):
     matcher = GalleryMatcher(onnx_gallery)
     scorer = ForgeryScorer(gallery=matcher.gallery, pack=onnx_analyzer.pack,
                            forgery=ForgeryConfig(detectors=[f"mesonet:{MODELS / 'mesonet' / 'Meso4_DF.h5'}"]))
-    return score_labelled(labelled_uris(str(out / "real"), str(out / "fake")), analyzer, matcher, scorer)
+    return score_labelled(labelled_uris(str(out / "real"), str(out / "fake")),
+                          ChainRunner([ImageDecoder(), analyzer, matcher, scorer]))
 
 
 def test_fusion_is_monotone_bounded_and_thresholded(signal_frame, tmp_path):

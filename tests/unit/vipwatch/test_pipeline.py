@@ -53,7 +53,8 @@ def test_one_pool_per_stage_when_not_fused(ray_cluster, capsys):
 
 def test_a_gpu_stage_keeps_its_own_pool_and_cpus_stay_free():
     from core.config import ForgeryConfig
-    from vipwatch.pipeline import face_stages, stage_pools
+    from operators.stages import face_stages
+    from vipwatch.pipeline import stage_pools
 
     config = CrawlConfig(input="in", gallery="g", output="out", model=ONNX_PACK,
                          resources=RayResources(analyzer_num_gpus=1.0),
@@ -91,7 +92,8 @@ def test_fused_forgery_scorer_shares_the_gallery_and_the_pack():
     from operators.chain import OperatorChain, Shared
     from operators.face_analyzer import FaceAnalyzer
     from operators.matcher import GalleryMatcher
-    from vipwatch.pipeline import face_stages, stage_pools
+    from operators.stages import face_stages
+    from vipwatch.pipeline import stage_pools
 
     config = CrawlConfig(input="in", gallery="g", output="out", model=ONNX_PACK)
     (pool,) = stage_pools(face_stages(config, 2.0), fuse=True, cluster_cpus=2.0, reserved_cpus=0.75)
