@@ -92,7 +92,7 @@ class RayResources(BaseModel):
     analyzer_threads: int = 2
     matcher_num_cpus: float = 0.25
     # Consecutive face stages share one actor pool unless a stage needs GPUs of its own
-    # (pipeline.stage_pools): analyzer + matcher (+ a CPU forgery scorer) + the output projection
+    # (vipwatch.crawl.pools.stage_pools): analyzer + matcher (+ a CPU forgery scorer) + the output projection
     # in one process, so rows cross the object store once and without their crops. False: one
     # pool per stage, e.g. to scale a CPU matcher apart from GPU analyzers.
     fuse_face_stages: bool = True
@@ -147,7 +147,7 @@ class CrawlConfig(FaceChainSettings):
     gallery: str
     output: str
     job_id: Optional[str] = None
-    # Inputs per committed shard (vipwatch/shards.py): the unit redone after an interruption, and
+    # Inputs per committed shard (vipwatch/crawl/shards.py): the unit redone after an interruption, and
     # one Ray Data execution each, whose actor pools start afresh (~10 s on the 2-core machine:
     # worker imports, model and gallery loads). jobs.benchmark --images 2000: crawl/raw 0.446 in
     # shards of 1,000 vs 0.87 in one shard. A shard should take minutes: 10,000 is ~15 min at the

@@ -6,7 +6,7 @@
 --images: builds a crawl-like corpus of N images from ../shared/data/photos (resized to mixed
 sizes, re-encoded as JPEG / PNG / WebP, ~12% background crops with no face, ~1% truncated
 files), puts it in a local S3 server (moto's S3 on 127.0.0.1, started and stopped here),
-enrols a gallery from ../shared/data/faces_aligned, runs the Ray crawl (vipwatch.pipeline.run_crawl)
+enrols a gallery from ../shared/data/faces_aligned, runs the Ray crawl (vipwatch.crawl.run.run_crawl)
 and then the same operator objects in one plain process over the same bytes (the raw-model
 limit on the same cores), back to back. The last line printed is one JSON object.
 The measuring code is in vipwatch/bench/.

@@ -10,8 +10,8 @@ import logging
 
 from vipwatch.cli import add_forgery_args, add_model_args, forgery_config, model_config, setup_logging
 from core.config import CrawlConfig, RayResources
-from vipwatch.pipeline import run_crawl
-from vipwatch.summary import summarise, summary_line
+from vipwatch.crawl.run import run_crawl
+from vipwatch.crawl.summary import summarise, summary_line
 
 log = logging.getLogger("jobs.crawl")
 

@@ -20,9 +20,9 @@ from vipwatch.enrol import enroll
 from core import storage
 from vipwatch.cli import setup_logging
 from core.config import REPO_ROOT, SHARED_DIR, CrawlConfig, ModelPackConfig
-from vipwatch.pipeline import run_crawl
+from vipwatch.crawl.run import run_crawl
 from vipwatch.s3server import LocalS3Server
-from vipwatch.summary import read_results, summarise
+from vipwatch.crawl.summary import read_results, summarise
 
 log = logging.getLogger("jobs.demo")
 ENROLLED_PER_IDENTITY = 10

@@ -25,9 +25,9 @@ import numpy as np
 import pyarrow.fs as pafs
 
 from core import storage
-from vipwatch.alerts import ALERTS_DIR, ALERT_SCHEMA, read_alerts
+from vipwatch.crawl.alerts import ALERTS_DIR, ALERT_SCHEMA, read_alerts
 from vipwatch.cli import setup_logging
-from vipwatch.summary import read_results
+from vipwatch.crawl.summary import read_results
 
 log = logging.getLogger("jobs.report")
 REFERENCES_PER_VIP = 4

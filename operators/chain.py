@@ -1,7 +1,7 @@
 """OperatorChain: several batch operators run one after another inside one process.
 
 The crawl puts consecutive face stages in one actor pool when they need no accelerator of their
-own (`pipeline.stage_pools`): a face row then crosses the object store once, small, instead of
+own (`vipwatch.crawl.pools.stage_pools`): a face row then crosses the object store once, small, instead of
 once per stage with its 112x112 and 224x224 crops, and there is one actor process fewer to
 start and feed. Each operator keeps its own class and batch-in / batch-out `__call__`, so the
 Serve app still builds them one by one.

@@ -1,1 +1,1 @@
-"""vipwatch core: typed config, storage access, output schema and the Ray Data crawl pipeline."""
+"""vipwatch, the application floor: the crawl (crawl/), Serve (serve/), evaluation, training, benchmarks (bench/) and enrolment, built on operators/, index/ and core/."""

@@ -2,7 +2,7 @@
 tests/unit/vipwatch/test_queries.py against a real crawl (the test also checks the doc still holds them).
 
 Each query reads two relations, ``results`` (one row per face / image, OUTPUT_SCHEMA) and
-``alerts`` (vipwatch/alerts.py): views over a local glob (``views``), or Python variables of
+``alerts`` (vipwatch/crawl/alerts.py): views over a local glob (``views``), or Python variables of
 those names holding ``pyarrow.dataset`` objects (DuckDB scans them by name; the way to read
 ``s3://`` here, where DuckDB's httpfs extension cannot be downloaded).
 """

@@ -10,9 +10,9 @@ from index.gallery import Gallery
 from jobs.crawl import parse_config
 from core import storage
 from core.config import CrawlConfig
-from vipwatch.pipeline import run_crawl
+from vipwatch.crawl.run import run_crawl
 from core.schema import OUTPUT_SCHEMA
-from vipwatch.summary import read_results, summarise
+from vipwatch.crawl.summary import read_results, summarise
 
 from tests.support.shared_data import ONNX_PACK, PHOTOS
 

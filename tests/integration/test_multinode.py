@@ -168,7 +168,7 @@ def by_face(table: pa.Table) -> dict:
 
 
 def test_ray_job_submit_to_two_node_cluster_matches_single_process(cluster, crawl_inputs, s3_server, onnx_analyzer):
-    from vipwatch.summary import read_results
+    from vipwatch.crawl.summary import read_results
 
     nodes = cluster.alive_nodes()
     assert len(nodes) == 2, f"expected head + worker, got {nodes}"

@@ -21,10 +21,10 @@ from tests.support.hostile_inputs import ERROR, READ_FACE, READ_NO_FACE, make_ca
 from index.gallery import Gallery, GalleryError
 from core import storage
 from core.config import CrawlConfig, ModelPackConfig, RayResources
-from vipwatch.pipeline import CrawlResult, run_crawl
+from vipwatch.crawl.run import CrawlResult, run_crawl
 from core.schema import STATUS_ERROR, STATUS_NO_FACE, STATUS_OK
-from vipwatch.shards import DONE_DIR, plan_shards
-from vipwatch.summary import read_results, summarise
+from vipwatch.crawl.shards import DONE_DIR, plan_shards
+from vipwatch.crawl.summary import read_results, summarise
 
 REPO = Path(__file__).resolve().parents[2]
 FACE_PHOTOS = sorted(p for p in (PHOTOS / "ultralight").glob("*.jpg"))[:12] + [

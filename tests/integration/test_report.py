@@ -13,7 +13,7 @@ import pytest
 from PIL import Image
 
 from jobs.report import main as report_main
-from vipwatch.alerts import ALERTS_DIR
+from vipwatch.crawl.alerts import ALERTS_DIR
 
 HOSTILE_URI = "s3://x/<img src=x onerror=\"document.title='pwned'\">&'.png"
 HOSTILE_REASON = "</li><script>document.title='pwned'</script>"

@@ -11,7 +11,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from core.config import CrawlConfig  # noqa: E402
-from vipwatch.pipeline import run_crawl  # noqa: E402
+from vipwatch.crawl.run import run_crawl  # noqa: E402
 
 if __name__ == "__main__":
     logging.basicConfig(level=logging.INFO)

@@ -1,4 +1,4 @@
-"""The crawl (vipwatch.pipeline.run_crawl over a local S3 server) against the same operator
+"""The crawl (vipwatch.crawl.run.run_crawl over a local S3 server) against the same operator
 objects called in one plain process over the same bytes: the raw-model limit on the same cores."""
 from __future__ import annotations
 
@@ -26,8 +26,8 @@ FACES_ALIGNED_SUBDIR = ("data", "faces_aligned")
 
 
 def run_pipeline(config, s3_pid: int) -> dict:
-    from vipwatch.pipeline import run_crawl
-    from vipwatch.summary import summarise
+    from vipwatch.crawl.run import run_crawl
+    from vipwatch.crawl.summary import summarise
 
     with MemorySampler(exclude={s3_pid: "S3 server"}) as sampler:
         sampler.sample()
@@ -85,7 +85,7 @@ def image_benchmark(args) -> dict:
     from vipwatch.cli import model_config
     from core.config import SHARED_DIR, CrawlConfig, ForgeryConfig, RayResources
     from vipwatch.ray_cluster import init_ray
-    from vipwatch.pipeline import run_crawl
+    from vipwatch.crawl.run import run_crawl
     from vipwatch.s3server import LocalS3Server
 
     model = model_config(args)

@@ -49,7 +49,7 @@ def test_crawl_rows_carry_forgery_fields(ray_cluster, onnx_gallery, swap_dir, tm
     for path in sorted((swap_dir / "real" / "halle_berry").iterdir())[:2] + sorted((swap_dir / "fake" / "halle_berry").iterdir()):
         shutil.copy(path, inputs / f"{path.parent.parent.name}_{path.name}")
     (inputs / "broken.png").write_bytes(b"not an image")
-    from vipwatch.pipeline import run_crawl
+    from vipwatch.crawl.run import run_crawl
 
     config = CrawlConfig(input=str(inputs), gallery=onnx_gallery, output=str(tmp_path / "out"), aligned=True,
                          model=ONNX_PACK, forgery=ForgeryConfig(detectors=[MESONET_DF]))

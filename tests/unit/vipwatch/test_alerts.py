@@ -10,10 +10,10 @@ import pyarrow as pa
 import pyarrow.dataset as pads
 from PIL import Image
 
-from vipwatch.alerts import ALERT_SCHEMA, ALERTS_DIR, AlertProjection, alert_table, read_alerts
+from vipwatch.crawl.alerts import ALERT_SCHEMA, ALERTS_DIR, AlertProjection, alert_table, read_alerts
 from core.schema import OUTPUT_SCHEMA, WORK_SCHEMA, table_from_rows
-from vipwatch.shards import Shard, ShardedJob
-from vipwatch.summary import read_results
+from vipwatch.crawl.shards import Shard, ShardedJob
+from vipwatch.crawl.summary import read_results
 
 from tests.conftest import ALERT_IDENTITIES
 

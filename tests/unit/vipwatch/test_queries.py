@@ -8,10 +8,10 @@ import duckdb
 import pyarrow.dataset as pads
 
 from core import storage
-from vipwatch.alerts import read_alerts
+from vipwatch.crawl.alerts import read_alerts
 from vipwatch.queries import (ALERTS_PER_VIP, ERROR_BREAKDOWN, FACES_PER_IDENTITY, QUERIES, TOP_FORGERIES_PER_VIP,
                               VIEWS, connect)
-from vipwatch.summary import read_results
+from vipwatch.crawl.summary import read_results
 
 QUERYING_DOC = Path(__file__).resolve().parents[3] / "docs" / "querying.md"
 

@@ -8,7 +8,7 @@ from tests.support.shared_data import ONNX_PACK, PHOTOS
 
 
 def physical_plan(ray_cluster, capsys, resources: RayResources) -> str:
-    from vipwatch.pipeline import build_dataset
+    from vipwatch.crawl.dataset import build_dataset
 
     config = CrawlConfig(input=str(PHOTOS / "scrfd"), gallery="unused-until-execution", output="unused",
                          model=ONNX_PACK, resources=resources)
@@ -54,7 +54,7 @@ def test_one_pool_per_stage_when_not_fused(ray_cluster, capsys):
 def test_a_gpu_stage_keeps_its_own_pool_and_cpus_stay_free():
     from core.config import ForgeryConfig
     from operators.stages import face_stages
-    from vipwatch.pipeline import stage_pools
+    from vipwatch.crawl.pools import stage_pools
 
     config = CrawlConfig(input="in", gallery="g", output="out", model=ONNX_PACK,
                          resources=RayResources(analyzer_num_gpus=1.0),
@@ -93,7 +93,7 @@ def test_fused_forgery_scorer_shares_the_gallery_and_the_pack():
     from operators.face_analyzer import FaceAnalyzer
     from operators.matcher import GalleryMatcher
     from operators.stages import face_stages
-    from vipwatch.pipeline import stage_pools
+    from vipwatch.crawl.pools import stage_pools
 
     config = CrawlConfig(input="in", gallery="g", output="out", model=ONNX_PACK)
     (pool,) = stage_pools(face_stages(config, 2.0), fuse=True, cluster_cpus=2.0, reserved_cpus=0.75)
@@ -131,8 +131,8 @@ def test_fused_and_separate_pools_write_the_same_rows(ray_cluster, onnx_gallery,
     """The fused chain is an execution choice only: both layouts give the same rows."""
     import shutil
 
-    from vipwatch.pipeline import run_crawl
-    from vipwatch.summary import read_results
+    from vipwatch.crawl.run import run_crawl
+    from vipwatch.crawl.summary import read_results
 
     inputs = tmp_path / "in"
     inputs.mkdir()

@@ -6,6 +6,7 @@ from collections import Counter
 import pyarrow.dataset as pads
 
 from core import storage
+from vipwatch.crawl.alerts import read_alerts
 
 
 def read_results(output_uri: str, columns: list[str] | None = None, storage_config=None):
@@ -36,8 +37,6 @@ def summarise(output_uri: str, seconds: float, inputs: int, storage_config=None)
 
 
 def _alert_count(output_uri: str, storage_config=None) -> int:
-    from vipwatch.alerts import read_alerts
-
     return read_alerts(output_uri, storage_config).num_rows
 
 

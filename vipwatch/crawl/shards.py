@@ -4,7 +4,7 @@ Layout under ``<output>/<job_id>/``:
     _job.json                  the input URI, shard size, input count (checked on resume)
     _inputs.parquet            the job's inputs, sorted, with their shard number (frozen at first run)
     shard-00000/part-*.parquet one directory per shard, replaced whole when the shard is (re)run
-    _alerts/shard-00000/*.parquet  the shard's alerts (vipwatch/alerts.py), cleared with the shard
+    _alerts/shard-00000/*.parquet  the shard's alerts (vipwatch/crawl/alerts.py), cleared with the shard
     _done/shard-00000.json     written after the shard's Parquet: the shard is complete
     _SUCCESS                   every shard is complete
 Readers (pyarrow, DuckDB, Spark, Athena) skip ``_``-prefixed paths, so they see only the shards.
@@ -31,6 +31,7 @@ import pyarrow.parquet as pq
 
 from core import storage
 from core.config import StorageConfig
+from vipwatch.crawl.alerts import alerts_uri
 
 log = logging.getLogger(__name__)
 
@@ -135,8 +136,6 @@ class ShardedJob:
     # ---- committing ---------------------------------------------------------------------
     def clear(self, shard: Shard) -> None:
         """Remove whatever an interrupted attempt left of this shard before it is redone."""
-        from vipwatch.alerts import alerts_uri
-
         storage.delete_dir(self.shard_uri(shard), self.storage)
         storage.delete_dir(alerts_uri(self.uri, shard.name), self.storage)
 
