@@ -118,8 +118,12 @@ class ForgeryConfig(BaseModel):
     # < 20 px apart), so it is only used when asked for (--forgery-detector mesonet:<h5>). A
     # default never points into ../shared: a deployed image has none.
     detectors: list[str] = Field(default_factory=list)
-    # A jobs.calibrate artefact (JSON). None: uncalibrated fallback, marked so in forgery_model.
-    fusion_model: Optional[str] = None
+    # "shipped": the calibrated fusion shipped inside the package (operators/forgery/artefacts/,
+    # fitted by jobs.forgery_benchmark --write-fusion on the benchmark's calibration side at a
+    # stated forgery prior; docs/forgery.md). Or a jobs.calibrate / jobs.forgery_benchmark
+    # artefact (a JSON file or an artefact directory). "uncalibrated" (or None): the hand-made
+    # ranking, not a probability, marked so in forgery_model; only when asked for.
+    fusion_model: Optional[str] = "shipped"
     # A face below the match threshold still gets the identity check against its top candidate
     # when that candidate scores above the gallery's impostor quantile at this rate: swaps of X
     # often match X only weakly.

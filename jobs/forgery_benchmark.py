@@ -79,6 +79,11 @@ def main(argv: list[str] | None = None) -> dict:
                   for section in ("configured", "leave_one_family_out", "fitted")},
                "configured_false_alarm_rate": report["configured"]["families"]["authentic_false_alarm_rate"],
                "fitted_false_alarm_rate": report["fitted"]["families"]["authentic_false_alarm_rate"]}
+    if "external_videos" in report:
+        print("FF++ pair (not a family; video 634 is an authentic benchmark input on side "
+              f"{data['corpus'].get('video_side', '?')}):\n" + bench.external_markdown(report["external_videos"]) + "\n")
+        summary["ffpp_video_verdicts"] = {f"{r['fusion'].split(' ')[0]}:{r['video']}": r["verdict"]
+                                          for r in report["external_videos"]}
     print(json.dumps(summary))
     return summary
 

@@ -31,14 +31,18 @@ def add_forgery_args(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--forgery-detector", action="append", default=None, metavar="KIND:URI",
                        help="artefact detector, repeatable (mesonet:<h5>, sbi:<artefact>); default: "
                             "ForgeryConfig.detectors. 'none' for no artefact detector")
-    group.add_argument("--forgery-fusion", default=None, help="fusion artefact from jobs.calibrate (JSON)")
+    group.add_argument("--forgery-fusion", default=None,
+                       help="fusion artefact (jobs.calibrate JSON or a jobs.forgery_benchmark artefact directory); "
+                            "default: the calibrated fusion shipped in the package; 'uncalibrated' for the "
+                            "hand-made ranking")
     group.add_argument("--no-forgery", action="store_true", help="skip forgery scoring")
     group.add_argument("--no-identity-signal", action="store_true", help="artefact detectors only")
 
 
 def forgery_config(args: argparse.Namespace) -> ForgeryConfig:
-    config = ForgeryConfig(enabled=not args.no_forgery, fusion_model=args.forgery_fusion,
-                           use_identity_signal=not args.no_identity_signal)
+    config = ForgeryConfig(enabled=not args.no_forgery, use_identity_signal=not args.no_identity_signal)
+    if args.forgery_fusion:
+        config.fusion_model = args.forgery_fusion
     if args.forgery_detector:
         config.detectors = [d for d in args.forgery_detector if d != "none"]
     return config

@@ -25,7 +25,10 @@ FORMAT = "vipwatch-forgery-fusion"
 FUSION_FILE, MANIFEST_FILE = "fusion.json", "manifest.json"
 # Shipped artefacts live inside the package, so an installed wheel or image carries them.
 ARTEFACTS_DIR = Path(__file__).resolve().parent / "artefacts"
-UNCALIBRATED = "uncalibrated"
+UNCALIBRATED, SHIPPED = "uncalibrated", "shipped"
+# Names the shipped artefact directory under ARTEFACTS_DIR; jobs.forgery_benchmark --write-fusion
+# rewrites it beside the new version.
+DEFAULT_POINTER = "DEFAULT"
 # Identity signals of unusual faces reach tens of spreads; bound them so one row cannot dominate.
 FEATURE_CLIP = (-10.0, 30.0)
 
@@ -105,7 +108,13 @@ def load_fusion(spec: Optional[str], storage_config=None):
     named explicitly ("uncalibrated" or None), the hand-made ranking."""
     if spec is None or spec == UNCALIBRATED:
         return Uncalibrated()
+    if spec == SHIPPED:
+        spec = str(shipped_fusion_dir())
     return FusionModel.load(spec, storage_config)
+
+
+def shipped_fusion_dir() -> Path:
+    return ARTEFACTS_DIR / (ARTEFACTS_DIR / DEFAULT_POINTER).read_text().strip()
 
 
 def fusion_version(payload: dict) -> str:

@@ -15,7 +15,7 @@ from index import calibration
 from index.gallery import Gallery, embeddings_of
 from operators.forgery.detectors import load_detectors
 from operators.forgery.face_regions import REGIONS_VERSION
-from operators.forgery.fusion import FusionModel, Uncalibrated
+from operators.forgery.fusion import FusionModel, load_fusion
 from operators.forgery.identity_signal import SIGNALS, IdentityReferences, region_embeddings
 from core.config import ForgeryConfig, ModelPackConfig, StorageConfig
 from core.schema import ALIGNED_SIZE, CONTEXT_SIZE, STATUS_OK, WORK_SCHEMA, set_columns
@@ -37,8 +37,7 @@ class ForgeryScorer:
         # No gallery: artefact signals only (jobs.evaluate without --gallery).
         self.gallery = gallery or (Gallery.load(gallery_uri, storage) if gallery_uri else None)
         self.detectors = detectors if detectors is not None else load_detectors(self.config.detectors)
-        self.fusion = fusion or (FusionModel.load(self.config.fusion_model, storage) if self.config.fusion_model
-                                 else Uncalibrated())
+        self.fusion = fusion or load_fusion(self.config.fusion_model, storage)
         self.references = None
         if self.config.use_identity_signal and self.gallery is not None:
             self.references = IdentityReferences(self.gallery)

@@ -10,9 +10,10 @@ the crawl's operators, measured three ways, per family, with group-bootstrap int
 - ``fitted`` (with a fusion fitted here, e.g. --write-fusion): fitted on the calibration side,
   all families; measured on the other side.
 
-A face raises an alarm only through the vip head (faces without a VIP candidate are
-'unverified'), so AUC and TPR at 1% FPR rank by ``alarm`` = the score on VIP-candidate faces and
--1 elsewhere; ECE is of the fused probability on every face, reweighted to the stated prior.
+Every fusion is applied through the scorer's own ``fuse`` (fusion_fit.apply), so verdicts follow
+its rules. A face the scorer leaves 'unverified' can raise no alarm, so AUC and TPR at 1% FPR
+rank by ``alarm`` = the fused score on judged faces and -1 on unverified ones; ECE is of the
+fused probability on every scored face, at the stated prior and restated at even odds.
 """
 from __future__ import annotations
 
@@ -26,6 +27,7 @@ import numpy as np
 import pandas as pd
 
 from core.config import SHARED_DIR
+from operators.forgery.fusion import DEFAULT_POINTER
 from vipwatch.evaluation import fusion_fit
 from vipwatch.evaluation.forgery_corpus import SIDES
 from vipwatch.evaluation.group_bootstrap import bootstrap
@@ -57,16 +59,12 @@ def lofo_split(frame: pd.DataFrame, family: str, eval_side: str) -> tuple[np.nda
     return fit, evaluate
 
 
-def alarm_scores(frame: pd.DataFrame, scores: np.ndarray) -> np.ndarray:
-    return np.where(frame["vip"].to_numpy(bool) & np.isfinite(scores), scores, NO_ALARM)
-
-
-def family_table(frame: pd.DataFrame, scores: np.ndarray, flagged: np.ndarray, prior: float | None,
-                 resamples: int) -> dict:
+def family_table(frame: pd.DataFrame, scores: np.ndarray, flagged: np.ndarray, judged: np.ndarray,
+                 prior: float | None, resamples: int) -> dict:
     """Per family: metrics with intervals over that family's forgeries vs all authentic rows."""
     out = {}
     authentic = frame["label"].to_numpy() == 0
-    alarm = alarm_scores(frame, scores)
+    alarm = np.where(judged & np.isfinite(scores), scores, NO_ALARM)
     for family in sorted(set(frame.loc[~authentic, "family"])):
         rows = authentic | (frame["family"].to_numpy() == family)
         sub = frame[rows]
@@ -75,6 +73,7 @@ def family_table(frame: pd.DataFrame, scores: np.ndarray, flagged: np.ndarray, p
         forged = sub["label"].to_numpy() == 1
         result["detection_rate_at_threshold"] = float(flagged[rows][forged].mean())
         result["vip_candidate_share"] = float(sub["vip"].to_numpy(bool)[forged].mean())
+        result["judged_share"] = float(judged[rows][forged].mean())
         out[family] = result
     out["authentic_false_alarm_rate"] = float(flagged[authentic].mean()) if authentic.any() else float("nan")
     out["authentic_flagged"] = int(flagged[authentic].sum())
@@ -95,35 +94,37 @@ def size_bins(frame: pd.DataFrame, flagged: np.ndarray) -> list[dict]:
     return out
 
 
-def configured(frame: pd.DataFrame, eval_sides: list[str], prior: float | None, resamples: int) -> dict:
+def configured(frame: pd.DataFrame, fusion, scorer, eval_sides: list[str], resamples: int) -> dict:
     rows = frame["side"].isin(eval_sides).to_numpy()
     sub = frame[rows].reset_index(drop=True)
-    scores = sub["forgery_score"].to_numpy(np.float64)
-    flagged = (sub["verdict"] == "suspected_forgery").to_numpy()
-    return {"eval_sides": eval_sides, "families": family_table(sub, scores, flagged, prior, resamples),
+    scores, flagged, judged = fusion_fit.apply(fusion, sub, scorer)
+    prior = getattr(fusion, "metadata", {}).get("prior")
+    return {"eval_sides": eval_sides, "fusion": fusion.version,
+            "families": family_table(sub, scores, flagged, judged, prior, resamples),
             "size_bins": size_bins(sub, flagged)}
 
 
-def leave_one_family_out(frame: pd.DataFrame, prior: float, target_fpr: float, resamples: int) -> dict:
+def leave_one_family_out(frame: pd.DataFrame, scorer, prior: float, target_fpr: float, resamples: int) -> dict:
     families = sorted(set(frame.loc[frame["label"] == 1, "family"]))
     out = {"families": {}, "fits": {}}
     pooled_flags = {}
     for family in families:
-        parts, scores, flags = [], [], []
+        parts, scores, flags, judged = [], [], [], []
         for side in SIDES:
             fit_rows, eval_rows = lofo_split(frame, family, side)
             if not (frame.loc[eval_rows, "label"] == 1).any():
                 continue
             fusion = fusion_fit.fit_fusion(frame[fit_rows], prior, target_fpr)
             sub = frame[eval_rows]
-            s, thresholds = fusion_fit.predict(fusion, sub)
+            s, flagged, judged_rows = fusion_fit.apply(fusion, sub, scorer)
             parts.append(sub)
             scores.append(s)
-            flags.append(sub["vip"].to_numpy(bool) & (s >= thresholds))
+            flags.append(flagged)
+            judged.append(judged_rows)
             out["fits"][f"{family}/eval={side}"] = {k: v.get("rows") for k, v in fusion.metadata["fits"].items()}
         sub = pd.concat(parts, ignore_index=True)
-        scores, flags = np.concatenate(scores), np.concatenate(flags)
-        table = family_table(sub, scores, flags, prior, resamples)
+        scores, flags, judged = np.concatenate(scores), np.concatenate(flags), np.concatenate(judged)
+        table = family_table(sub, scores, flags, judged, prior, resamples)
         out["families"][family] = table[family]
         pooled_flags[family] = {"authentic_false_alarm_rate": table["authentic_false_alarm_rate"],
                                 "authentic_flagged": table["authentic_flagged"],
@@ -132,16 +133,15 @@ def leave_one_family_out(frame: pd.DataFrame, prior: float, target_fpr: float, r
     return out
 
 
-def fitted_on_side(frame: pd.DataFrame, calibration_side: str, prior: float, target_fpr: float,
+def fitted_on_side(frame: pd.DataFrame, scorer, calibration_side: str, prior: float, target_fpr: float,
                    resamples: int, metadata: dict) -> tuple[object, dict]:
     fit_rows = (frame["side"] == calibration_side).to_numpy()
     fusion = fusion_fit.fit_fusion(frame[fit_rows], prior, target_fpr,
                                    {**metadata, "calibration_side": calibration_side})
     sub = frame[~fit_rows].reset_index(drop=True)
-    scores, thresholds = fusion_fit.predict(fusion, sub)
-    flagged = sub["vip"].to_numpy(bool) & (scores >= thresholds)
+    scores, flagged, judged = fusion_fit.apply(fusion, sub, scorer)
     return fusion, {"eval_sides": [other_side(calibration_side)], "version": fusion.version,
-                    "families": family_table(sub, scores, flagged, prior, resamples),
+                    "families": family_table(sub, scores, flagged, judged, prior, resamples),
                     "size_bins": size_bins(sub, flagged)}
 
 
@@ -155,15 +155,15 @@ def _ci(cell: dict) -> str:
 def markdown(section: dict, title: str) -> str:
     lines = [f"**{title}** (evaluated on side {'+'.join(section.get('eval_sides', SIDES))})", "",
              "| family | forged (ids) | authentic (groups) | AUC [95% CI] | TPR@1%FPR [95% CI] | ECE at prior [95% CI] | "
-             "ECE at even odds [95% CI] | detected at threshold | VIP candidate |",
-             "|---|---|---|---|---|---|---|---|---|"]
+             "ECE at even odds [95% CI] | detected at threshold | VIP candidate | judged |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for family, r in section["families"].items():
         if not isinstance(r, dict) or "auc" not in r:
             continue
         c = r["counts"]
         lines.append(f"| {family} | {c['forged']} ({c['forged_groups']}) | {c['authentic']} ({c['authentic_groups']}) "
                      f"| {_ci(r['auc'])} | {_ci(r['tpr_at_fpr_1pct'])} | {_ci(r['ece'])} | {_ci(r['ece_even'])} "
-                     f"| {r['detection_rate_at_threshold']:.3f} | {r['vip_candidate_share']:.2f} |")
+                     f"| {r['detection_rate_at_threshold']:.3f} | {r['vip_candidate_share']:.2f} | {r['judged_share']:.2f} |")
     families = section["families"]
     if "authentic_faces" in families:
         lines += ["", f"authentic false alarms at the threshold: {families['authentic_flagged']} / "
@@ -191,13 +191,16 @@ def source_digest(paths: list[Path]) -> str:
 def data_description(corpus_dir: Path, frame: pd.DataFrame) -> dict:
     params = json.loads((corpus_dir / "params.json").read_text())
     counts = frame.groupby(["side", "family"]).size()
-    return {"corpus": {k: v for k, v in params.items() if k != "sides"}, "shared_dir": str(SHARED_DIR),
+    corpus = {k: v for k, v in params.items() if k != "sides"}
+    corpus["video_side"] = params["sides"].get("video:ffpp_634")
+    return {"corpus": corpus, "shared_dir": str(SHARED_DIR),
             "faces_by_side_family": {f"{s}/{f}": int(n) for (s, f), n in counts.items()},
             "terms": DATA_TERMS}
 
 
 def write_fusion_artefact(fusion, root: Path, evaluation: dict, data: dict, command: str) -> Path:
-    """<root>/<version>/fusion.json + manifest.json (data, recipe, metrics, terms, sha256)."""
+    """<root>/<version>/fusion.json + manifest.json (data, recipe, metrics, terms, sha256), and
+    <root>/DEFAULT naming it (for the package's artefacts/ directory: what "shipped" loads)."""
     target = Path(root) / fusion.version.replace("@", "-")
     target.mkdir(parents=True, exist_ok=True)
     raw = json.dumps(fusion.to_json(), indent=2).encode()
@@ -212,13 +215,14 @@ def write_fusion_artefact(fusion, root: Path, evaluation: dict, data: dict, comm
                                           for f, r in evaluation["families"].items() if isinstance(r, dict) and "auc" in r},
                 "authentic_false_alarm_rate_other_side": evaluation["families"]["authentic_false_alarm_rate"],
                 "size_bins_other_side": evaluation["size_bins"]}
-    (target / "manifest.json").write_text(json.dumps(manifest, indent=2, default=float))
+    (target / "manifest.json").write_text(json.dumps(manifest, indent=2, default=float) + "\n")
+    (Path(root) / DEFAULT_POINTER).write_text(target.name + "\n")
     return target
 
 
 def run(cache_dir: Path, analyzer, forgery_config, per_family: int, authentic_lfw: int, seed: int, enrolled: int,
         families: tuple[str, ...], prior: float, target_fpr: float, resamples: int, calibration_side: str = "A",
-        max_other_photos: int | None = None, fit: bool = True) -> dict:
+        max_other_photos: int | None = None, fit: bool = True, external: bool = True) -> dict:
     """Builds (or reuses) gallery, corpus and scores; returns the report with the scored frame
     under "_frame" and the fitted fusion under "_fusion"."""
     from operators.forgery.scorer import ForgeryScorer
@@ -232,7 +236,19 @@ def run(cache_dir: Path, analyzer, forgery_config, per_family: int, authentic_lf
     corpus_dir, labels = build_corpus(cache_dir, analyzer.pack, per_family, authentic_lfw, seed, enrolled, families,
                                       max_other_photos=max_other_photos)
     matcher = GalleryMatcher(gallery_uri)
-    scorer = ForgeryScorer(gallery=matcher.gallery, forgery=forgery_config, pack=analyzer.pack)
+    # Signals do not depend on the fusion: score once (cached) with the hand-made ranking, then
+    # apply the configured fusion to them as the scorer would. A configured fusion that no longer
+    # fits the scorer's signals (a refit after a detector change) is reported, not fatal.
+    scorer = ForgeryScorer(gallery=matcher.gallery, forgery=forgery_config.model_copy(update={"fusion_model": None}),
+                           pack=analyzer.pack)
+    try:
+        configured_scorer = ForgeryScorer(gallery=matcher.gallery, forgery=forgery_config, pack=analyzer.pack,
+                                          detectors=scorer.detectors)
+        configured_fusion, configured_error = configured_scorer.fusion, None
+    except (OSError, ValueError) as exc:
+        configured_scorer, configured_fusion, configured_error = scorer, scorer.fusion, f"{type(exc).__name__}: {exc}"
+        log.warning("configured fusion %r unusable (%s): the configured section uses %s",
+                    forgery_config.fusion_model, configured_error, scorer.fusion.version)
     code = source_digest(list((Path(__file__).resolve().parents[2] / "operators" / "forgery").glob("*.py")))
     key = hashlib.sha256(f"{scorer.model_version}|{matcher.gallery.version}|{code}".encode()).hexdigest()[:10]
     cached = corpus_dir / f"scored-{key}.pkl"
@@ -241,25 +257,65 @@ def run(cache_dir: Path, analyzer, forgery_config, per_family: int, authentic_lf
     else:
         frame = score_corpus(labels, analyzer, matcher, scorer)
         frame.to_pickle(cached)
-    fusion_meta = scorer.fusion.metadata if hasattr(scorer.fusion, "metadata") else {}
-    configured_prior = fusion_meta.get("prior")
-    fitted_side = fusion_meta.get("calibration_side")
+    fitted_side = getattr(configured_fusion, "metadata", {}).get("calibration_side")
     eval_sides = [other_side(fitted_side)] if fitted_side in SIDES else list(SIDES)
     generated = pd.Series([r["family"] for r in labels]).value_counts().to_dict()
-    report = {"forgery_model": scorer.model_version, "gallery_version": matcher.gallery.version,
+    report = {"forgery_model": configured_scorer.model_version, "signals_model": scorer.model_version,
+              "configured_fusion_error": configured_error, "gallery_version": matcher.gallery.version,
               "model_pack": analyzer.pack.name, "corpus": str(corpus_dir), "inputs": len(labels),
               "inputs_by_family": generated, "faces_scored": int(len(frame)),
               "faces_by_family": frame["family"].value_counts().to_dict(),
               "prior": prior, "target_fpr": target_fpr, "bootstrap_resamples": resamples,
-              "configured": configured(frame, eval_sides, configured_prior, resamples),
-              "leave_one_family_out": leave_one_family_out(frame, prior, target_fpr, resamples)}
+              "configured": configured(frame, configured_fusion, scorer, eval_sides, resamples),
+              "leave_one_family_out": leave_one_family_out(frame, scorer, prior, target_fpr, resamples)}
     if fit:
-        scorer_info = {"forgery_model": scorer.model_version, "detectors": list(forgery_config.detectors),
+        scorer_info = {"signals_model": scorer.model_version, "detectors": list(forgery_config.detectors),
                        "model_pack": analyzer.pack.name, "gallery_version": matcher.gallery.version,
                        "identity_signal": forgery_config.use_identity_signal}
-        fusion, report["fitted"] = fitted_on_side(frame, calibration_side, prior, target_fpr, resamples,
+        fusion, report["fitted"] = fitted_on_side(frame, scorer, calibration_side, prior, target_fpr, resamples,
                                                   {"scorer": scorer_info})
         report["_fusion"] = fusion
+    if external:
+        fusions = {f"configured ({configured_fusion.version})": configured_fusion}
+        if fit:
+            fusions[f"fitted ({fusion.version})"] = fusion
+        report["external_videos"] = external_videos(analyzer, matcher, scorer, fusions)
     report["_frame"] = frame
     report["_data"] = data_description(corpus_dir, frame)
     return report
+
+
+EXTERNAL_VIDEOS = {"ffpp/original/634.mp4": 0, "ffpp/FaceSwap/634_660.mp4": 1}
+
+
+def external_videos(analyzer, matcher, scorer, fusions: dict) -> list[dict]:
+    """FF++ 634 (authentic) and 634_660 (FaceSwap of 660 onto 634, no VIP involved): per video and
+    fusion, frames, VIP-candidate frames, mean fused score, flagged frames and the video verdict
+    (vipwatch/video_verdicts.py's rule). Not a benchmark family: one pair, for the issue's check
+    that the default scores it the right way round."""
+    from vipwatch.evaluation.forgery_scoring import score_corpus
+    from vipwatch.video_verdicts import video_verdicts
+
+    root = SHARED_DIR / "data" / "deepfakes"
+    labels = [{"uri": str(root / name), "label": label, "family": "ffpp", "identity": "video:ffpp_634",
+               "side": "-", "groups": "video:ffpp_634", "face_box": "null"} for name, label in EXTERNAL_VIDEOS.items()]
+    frame = score_corpus([{**r, "label": 0} for r in labels], analyzer, matcher, scorer)
+    out = []
+    for name, fusion in fusions.items():
+        scores, flagged, judged = fusion_fit.apply(fusion, frame, scorer)
+        rows = frame.assign(forgery_score=scores, identity_id=frame["forgery_identity_id"],
+                            verdict=np.where(flagged, "suspected_forgery", np.where(judged, "authentic", "unverified")))
+        for video in video_verdicts(rows).to_dict("records"):
+            out.append({"fusion": name, "video": video["image_uri"].split("deepfakes/")[-1],
+                        "label": EXTERNAL_VIDEOS[video["image_uri"].split("deepfakes/")[-1]], **{
+                            k: video[k] for k in ("frames", "vip_faces", "flagged_faces", "mean_score", "verdict")}})
+    return out
+
+
+def external_markdown(rows: list[dict]) -> str:
+    lines = ["| fusion | video | label | frames | VIP-candidate frames | flagged | mean score | video verdict |",
+             "|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(f"| {r['fusion']} | {r['video']} | {'fake' if r['label'] else 'real'} | {r['frames']} | "
+                     f"{r['vip_faces']} | {r['flagged_faces']} | {r['mean_score']:.4f} | {r['verdict']} |")
+    return "\n".join(lines)

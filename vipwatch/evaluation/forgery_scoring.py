@@ -78,7 +78,7 @@ def score_corpus(labels: list[dict], analyzer, matcher, scorer, decode: DecodeCo
     frame["group"] = frame["identity"]
     landmarks = np.stack(frame["landmarks"].to_numpy()).reshape(-1, 5, 2)
     frame["inter_ocular_px"] = np.linalg.norm(landmarks[:, 1] - landmarks[:, 0], axis=1)
-    frame["vip"] = frame["verdict"].isin(["authentic", "suspected_forgery"])
+    frame["vip"] = frame["forgery_identity_id"].notna()
     frame.attrs["inputs"] = len(uris)
     frame.attrs["faceless_inputs"] = len(set(uris) - set(frame["image_uri"]))
     return frame.drop(columns=["bbox", "landmarks"]).reset_index(drop=True)

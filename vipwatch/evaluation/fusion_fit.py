@@ -9,6 +9,7 @@ threshold is the score that at most ``target_fpr`` of the head's authentic fitti
 """
 from __future__ import annotations
 
+import copy
 import math
 from datetime import datetime, timezone
 
@@ -18,12 +19,11 @@ from sklearn.linear_model import LogisticRegression
 
 from index import calibration
 from operators.forgery.fusion import FusionModel, Head, feature_value, fusion_version
+from operators.forgery.identity_signal import SIGNALS
 
 ARTEFACT_PREFIX = "artefact:"
-# Identity signals the vip head may use: deficits and the gap (the raw similarities are the same
-# information before standardisation by X's spread).
-IDENTITY_FEATURES = ("identity_deficit", "inner_whole_gap", "context_deficit")
-MIN_FEATURE_SHARE = 0.5
+# A signal present on fewer of a head's rows is left out of that head.
+MIN_FEATURE_SHARE = 0.2
 
 
 def logit(p: float) -> float:
@@ -51,7 +51,11 @@ def usable_features(frame: pd.DataFrame, candidates: list[str]) -> list[str]:
 
 
 def fit_head(frame: pd.DataFrame, features: list[str], prior: float, target_fpr: float,
-             regularisation: float = 1.0) -> tuple[Head | None, dict]:
+             threshold_rows: np.ndarray | None = None, regularisation: float = 1.0) -> tuple[Head | None, dict]:
+    """One head. A row lacking a feature (e.g. deficits of a weak candidate, artefacts of a face
+    too small to judge) takes the feature's mean over the rows that have it, at fit and at
+    scoring time. The threshold is set on the authentic rows among ``threshold_rows`` (default:
+    all): the rows the head will judge."""
     labels = frame["label"].to_numpy(np.int64)
     if len(set(labels)) < 2 or not features:
         return None, {"rows": int(len(frame)), "skipped": "needs authentic and forged rows and one signal"}
@@ -65,24 +69,38 @@ def fit_head(frame: pd.DataFrame, features: list[str], prior: float, target_fpr:
     intercept = float(model.intercept_[0] - (model.coef_[0] * mean / scale).sum()) + prior_shift(prior)
     head = Head(features=list(features), coef=coef.tolist(), intercept=intercept, threshold=0.5, fill=fill.tolist())
     probabilities = head.predict_matrix(x)
-    authentic = probabilities[labels == 0]
+    judged = np.ones(len(frame), bool) if threshold_rows is None else np.asarray(threshold_rows, bool)
+    if not (judged & (labels == 0)).any():
+        judged = np.ones(len(frame), bool)
+    authentic = probabilities[judged & (labels == 0)]
     head.threshold = calibration.threshold_at_fpir(authentic, target_fpr)
     return head, {"rows": int(len(frame)), "authentic": int((labels == 0).sum()), "forged": int((labels == 1).sum()),
+                  "threshold_authentic_rows": int(len(authentic)),
                   "false_alarm_rate_at_threshold": calibration.rate_at(authentic, head.threshold),
                   "detection_rate_at_threshold": calibration.rate_at(probabilities[labels == 1], head.threshold)}
+
+
+def identity_features(frame: pd.DataFrame) -> list[str]:
+    """The scorer's identity signals in the frame, less the raw similarities (the deficits, gaps
+    and cohort z-scores standardise the same cosines per VIP)."""
+    return [c for c in SIGNALS if c in frame and not c.endswith("_similarity")]
 
 
 def fit_fusion(frame: pd.DataFrame, prior: float = 0.01, target_fpr: float = 0.005,
                metadata: dict | None = None) -> FusionModel:
     """``frame``: one row per scored face with ``label``, ``vip`` (the scorer found a VIP
     candidate) and one column per signal. vip head: identity + artefact signals on vip rows;
-    generic head: artefact signals on every row."""
+    generic head: artefact signals on the faces an artefact detector judged, its threshold set on
+    those without a VIP candidate (the faces it judges in the scorer)."""
     artefacts = sorted(c for c in frame.columns if c.startswith(ARTEFACT_PREFIX))
-    vip_rows = frame[frame["vip"].astype(bool)]
+    vip = frame["vip"].to_numpy(bool)
+    vip_rows = frame[vip]
+    judged = frame[artefacts].notna().any(axis=1).to_numpy() if artefacts else np.zeros(len(frame), bool)
     heads, fits = {}, {}
-    for name, rows, candidates in (("vip", vip_rows, list(IDENTITY_FEATURES) + artefacts),
-                                   ("generic", frame, artefacts)):
-        head, fits[name] = fit_head(rows, usable_features(rows, candidates), prior, target_fpr)
+    for name, rows, candidates, threshold_rows in (
+            ("vip", vip_rows, identity_features(frame) + artefacts, None),
+            ("generic", frame[judged], artefacts, ~vip[judged])):
+        head, fits[name] = fit_head(rows, usable_features(rows, candidates), prior, target_fpr, threshold_rows)
         if head is not None:
             heads[name] = head
     if not heads:
@@ -90,15 +108,36 @@ def fit_fusion(frame: pd.DataFrame, prior: float = 0.01, target_fpr: float = 0.0
     payload = {k: vars(h) for k, h in heads.items()}
     info = {"created_at": datetime.now(timezone.utc).isoformat(), "prior": prior,
             "prior_shift": prior_shift(prior), "target_fpr": target_fpr, "fits": fits,
-            "recipe": "logistic regression, balanced class weights, standardised features; intercept + "
-                      "logit(prior) - logit(0.5); threshold at target_fpr on the head's authentic rows",
+            "recipe": "logistic regression per head, balanced class weights, standardised features, a missing "
+                      "feature takes its fitting mean; intercept + logit(prior) - logit(0.5); threshold at "
+                      "target_fpr on the authentic faces the head judges",
             **(metadata or {})}
     return FusionModel(heads=heads, version=fusion_version({**payload, "prior": prior}), metadata=info)
 
 
-def predict(fusion, frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-    """(score, threshold) per row as the scorer would give them: vip head on vip rows, generic
-    head on the others (NaN where the head is missing)."""
+def row_signals(frame: pd.DataFrame) -> list[dict[str, float]]:
+    columns = [c for c in frame.columns if c.startswith((ARTEFACT_PREFIX, "quality:")) or c in SIGNALS]
+    return [{k: float(v) for k, v in zip(columns, row) if pd.notna(v)}
+            for row in frame[columns].itertuples(index=False, name=None)]
+
+
+def apply(fusion, frame: pd.DataFrame, scorer) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(score, flagged, judged) per row: ``fusion`` put in ``scorer``'s place and its own ``fuse``
+    run on the signals and VIP candidates the scorer wrote, so the benchmark's verdicts follow
+    the scorer's rules (which faces a head judges, when a face is unverified)."""
+    from operators.forgery.scorer import SUSPECTED, UNVERIFIED  # operators' verdict names, one place
+
+    swapped = copy.copy(scorer)
+    swapped.fusion = fusion
+    vip = [v if isinstance(v, str) else None for v in frame["forgery_identity_id"]]
+    scores, verdicts, _ = swapped.fuse(vip, row_signals(frame))
+    verdicts = np.asarray(verdicts)
+    return np.asarray(scores, np.float64), verdicts == SUSPECTED, verdicts != UNVERIFIED
+
+
+def predict(fusion: FusionModel, frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """(score, threshold) per row from the head its ``vip`` flag selects (NaN where that head is
+    missing), without the scorer's judged / unverified rules."""
     scores = np.full(len(frame), np.nan)
     thresholds = np.full(len(frame), np.nan)
     vip = frame["vip"].to_numpy(bool)

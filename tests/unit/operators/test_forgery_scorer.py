@@ -21,7 +21,9 @@ def test_scores_vip_faces_and_leaves_others_unverified(onnx_gallery, onnx_analyz
     uris += sorted(str(p) for p in (swap_dir / "fake" / "keanu_reeves").iterdir())
     analyzer = FaceAnalyzer(ONNX_PACK, aligned=True, pack=onnx_analyzer.pack)
     matcher = GalleryMatcher(onnx_gallery)
-    scorer = ForgeryScorer(gallery=matcher.gallery, forgery=ForgeryConfig(detectors=[MESONET_DF]), pack=onnx_analyzer.pack)
+    # The hand-made ranking, named explicitly (the default is the calibrated shipped fusion).
+    scorer = ForgeryScorer(gallery=matcher.gallery, forgery=ForgeryConfig(detectors=[MESONET_DF], fusion_model="uncalibrated"),
+                           pack=onnx_analyzer.pack)
     out = scorer(matcher(embed_images(uris, analyzer, ImageDecoder()))).to_pylist()
     assert all(r["forgery_model"].startswith("fusion-uncalibrated-v1;mesonet_meso4_df=Meso4_DF@") for r in out)
     reals, fakes = out[:2], out[2:]
@@ -52,7 +54,7 @@ def test_crawl_rows_carry_forgery_fields(ray_cluster, onnx_gallery, swap_dir, tm
     from vipwatch.crawl.run import run_crawl
 
     config = CrawlConfig(input=str(inputs), gallery=onnx_gallery, output=str(tmp_path / "out"), aligned=True,
-                         model=ONNX_PACK, forgery=ForgeryConfig(detectors=[MESONET_DF]))
+                         model=ONNX_PACK, forgery=ForgeryConfig(detectors=[MESONET_DF], fusion_model="uncalibrated"))
     run_crawl(config)
     rows = ds.dataset(str(tmp_path / "out"), format="parquet").to_table().to_pylist()
     assert len(rows) == 5

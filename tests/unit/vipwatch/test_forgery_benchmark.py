@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from core.config import SHARED_DIR
+from core.config import SHARED_DIR, ForgeryConfig
 from vipwatch.evaluation import face_edits, forgery_benchmark, fusion_fit
 from vipwatch.evaluation.forgery_corpus import (FaceLocator, assign_sides, build_corpus, find_sources, lfw_name,
                                                 read_rgb)
@@ -203,3 +204,73 @@ def test_command_end_to_end_at_tiny_sizes(tmp_path, capsys):
 
     fusion = FusionModel.load(summary["fusion_artefact"])
     assert fusion.version == summary["fitted_fusion"] and fusion.metadata["prior"] == 0.01
+    assert (tmp_path / "fusion" / "DEFAULT").read_text().strip() == Path(summary["fusion_artefact"]).name
+    faces = pd.read_csv(out / "faces.csv")
+    assert set(faces["family"]) == set(FAMILIES) | {"authentic"} and faces["inter_ocular_px"].gt(0).all()
+
+
+def test_fitted_fusion_applied_by_the_benchmark_equals_the_scorer(tiny_corpus, onnx_analyzer, onnx_gallery):
+    """A FusionModel: the scorer's forgery_score / verdict on real corpus photos equal
+    fusion_fit.apply on the signals the scorer wrote."""
+    from operators.forgery.scorer import ForgeryScorer
+    from operators.matcher import GalleryMatcher
+    from vipwatch.evaluation.forgery_scoring import score_corpus
+
+    _, rows = tiny_corpus
+    vips = {p.name for p in ALIGNED.iterdir()}
+    authentic_vips = rows[(rows["family"] == "authentic") & rows["identity"].isin(vips)]
+    labels = pd.concat([rows[rows["family"] != "authentic"].groupby("family").head(3), authentic_vips.head(8),
+                        rows[rows["family"] == "authentic"].head(4)]).to_dict("records")
+    matcher = GalleryMatcher(onnx_gallery)
+    plain = ForgeryScorer(gallery=matcher.gallery, forgery=ForgeryConfig(fusion_model=None), pack=onnx_analyzer.pack)
+    frame = score_corpus(labels, onnx_analyzer, matcher, plain)
+    frame["label"] = frame["label"].astype(int)
+    fusion = fusion_fit.fit_fusion(frame, prior=0.01, target_fpr=0.2)
+    scorer = ForgeryScorer(gallery=matcher.gallery, forgery=ForgeryConfig(), pack=onnx_analyzer.pack, fusion=fusion)
+    again = score_corpus(labels, onnx_analyzer, matcher, scorer)
+    scores, flagged, judged = fusion_fit.apply(fusion, frame, plain)
+    assert frame["vip"].any() and judged.any()
+    assert np.allclose(scores, again["forgery_score"], atol=1e-5, equal_nan=True)
+    assert (flagged == (again["verdict"] == "suspected_forgery")).all()
+    assert (judged == (again["verdict"] != "unverified")).all()
+    # And the hand-made ranking the faces were first scored with gives back that run's output.
+    scores, flagged, _ = fusion_fit.apply(plain.fusion, frame, plain)
+    assert np.allclose(scores, frame["forgery_score"], atol=1e-5, equal_nan=True)
+    assert (flagged == (frame["verdict"] == "suspected_forgery")).all()
+
+
+def test_shipped_fusion_is_the_default_loads_and_matches_its_manifest(onnx_gallery, onnx_analyzer, tmp_path):
+    import hashlib
+    import shutil
+
+    from operators.forgery import fusion as fusion_module
+    from operators.forgery.scorer import ForgeryScorer
+    from operators.matcher import GalleryMatcher
+
+    assert ForgeryConfig().fusion_model == fusion_module.SHIPPED
+    directory = fusion_module.shipped_fusion_dir()
+    assert directory.parent == Path(fusion_module.__file__).resolve().parent / "artefacts"
+    manifest = json.loads((directory / "manifest.json").read_text())
+    raw = (directory / "fusion.json").read_bytes()
+    assert hashlib.sha256(raw).hexdigest() == manifest["fusion_sha256"]
+    shipped = fusion_module.load_fusion(fusion_module.SHIPPED)
+    assert shipped.calibrated and shipped.version == manifest["version"]
+    assert directory.name == shipped.version.replace("@", "-")
+    # Stated prior, what it saw and under which terms, and figures on the side it did not see.
+    assert 0 < manifest["prior"] < 0.5 and manifest["prior"] == shipped.metadata["prior"]
+    assert {"faces_aligned", "lfw", "ffpp"} <= set(manifest["data"]["terms"])
+    assert manifest["calibration_side"] in ("A", "B")
+    assert all(m["counts"]["forged"] > 0 for m in manifest["metrics_on_other_side"].values())
+    assert manifest["authentic_false_alarm_rate_other_side"] <= 0.005
+    # The default scorer computes every signal the shipped heads use, and names the fusion.
+    matcher = GalleryMatcher(onnx_gallery)
+    scorer = ForgeryScorer(gallery=matcher.gallery, forgery=ForgeryConfig(), pack=onnx_analyzer.pack)
+    assert scorer.model_version.startswith(shipped.version + ";")
+    # A tampered copy is refused.
+    copy = tmp_path / directory.name
+    shutil.copytree(directory, copy)
+    data = json.loads(raw)
+    data["heads"]["vip"]["intercept"] += 1.0
+    (copy / "fusion.json").write_text(json.dumps(data))
+    with pytest.raises(ValueError, match="sha256"):
+        fusion_module.FusionModel.load(str(copy))
