@@ -129,6 +129,17 @@ class ForgeryConfig(BaseModel):
     # often match X only weakly.
     weak_match_fpir: float = 0.10
     use_identity_signal: bool = True
+    # Identity similarities are to the nearest references of a VIP: mean of the top k cosines.
+    reference_top_k: int = 3
+    # Quality gate (operators/forgery/quality.py): below either, artefact detectors do not judge
+    # the face (their signals are missing, `reasons` says why). Inter-ocular distance in original
+    # pixels; sharpness = variance of the Laplacian of the 112x112 aligned crop. Chosen from
+    # jobs.forgery_size_sweep (docs/forgery.md "Size and quality gate").
+    min_inter_ocular_px: float = 32.0
+    min_sharpness: float = 50.0
+    # Faces with no VIP candidate get a verdict from a calibrated fusion's generic head (artefact
+    # signals only); otherwise they stay 'unverified'.
+    generic_verdicts: bool = True
     batch_size: int = 64
     num_cpus: float = 0.25
     num_gpus: float = 0.0

@@ -22,7 +22,7 @@ from vipwatch.cli import setup_logging
 from core.config import REPO_ROOT, SHARED_DIR, CrawlConfig, ModelPackConfig
 from vipwatch.crawl.run import run_crawl
 from vipwatch.s3server import LocalS3Server
-from vipwatch.crawl.summary import read_results, summarise
+from vipwatch.crawl.summary import media_verdicts, read_results, summarise
 
 log = logging.getLogger("jobs.demo")
 ENROLLED_PER_IDENTITY = 10
@@ -86,6 +86,8 @@ def main(argv: list[str] | None = None) -> dict:
         summary = {"job_id": result.job_id, "gallery": gallery_uri,
                    **summarise(result.output, result.seconds, result.inputs)}
         preview = duckdb_preview(result.output)
+        verdicts = media_verdicts(result.output)
+        summary["forgery"] = {k: v for k, v in verdicts.items() if k != "videos"}
 
         keep = Path(args.keep)
         shutil.rmtree(keep, ignore_errors=True)
@@ -98,6 +100,13 @@ def main(argv: list[str] | None = None) -> dict:
     print("\nDuckDB: faces per identity")
     for identity, faces, score in preview:
         print(f"  {identity:<20} {faces:>5}  mean match {score}")
+    print(f"\nForgery verdicts: {verdicts['image_faces_flagged']} of {verdicts['image_faces']} image faces flagged "
+          f"({verdicts['image_faces_judged']} judged); videos, from face tracks:")
+    for video in verdicts["videos"]:
+        print(f"  {video['image_uri'].rsplit('/', 1)[-1]:<16} {video['verdict']:<18} tracks flagged "
+              f"{video['flagged_tracks']}/{video['judged_tracks']} judged ({video['tracks']} tracks, "
+              f"{video['frames']} frames)")
+    summary["forgery"]["videos"] = {v["image_uri"].rsplit("/", 1)[-1]: v["verdict"] for v in verdicts["videos"]}
     print(f"\nParquet written to {summary['output']} (local S3 server, now stopped); copy kept in "
           f"{summary['local_copy']}\n  e.g. duckdb -c \"SELECT * FROM '{summary['local_copy']}/shard-*/*.parquet' LIMIT 5\"")
     print(json.dumps(summary))

@@ -80,7 +80,8 @@ def print_table(result: dict) -> None:
         print("videos:", json.dumps(result["video"]["report"]))
         for v in result["video"]["per_video"]:
             print(f"  {v['image_uri']}: label={v['label']} frames={v['frames']} mean={v['mean_score']:.3f} "
-                  f"max={v['max_score']:.3f} flagged={v['flagged_faces']}/{v['vip_faces']} -> {v['verdict']}")
+                  f"max={v['max_score']:.3f} flagged={v['flagged_faces']}/{v['vip_faces']} tracks flagged={v['flagged_tracks']}/{v['judged_tracks']} "
+                  f"-> {v['verdict']}")
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -109,7 +110,7 @@ def main(argv: list[str] | None = None) -> dict:
     if (frame["media_type"] == "video").any():
         per_video = video_verdicts(frame)
         per_video["label"] = [dict(pairs)[u] for u in per_video["image_uri"]]
-        result["video"] = {"aggregation": "mean of frame forgery scores; verdict by majority of VIP frames",
+        result["video"] = {"aggregation": "AUC of the mean frame forgery score; verdict from face tracks (majority of a track's judged frames)",
                            "report": report(per_video["label"], per_video["mean_score"], probability=True),
                            "per_video": per_video.to_dict("records")}
     os.makedirs(args.out, exist_ok=True)

@@ -42,12 +42,14 @@ def score_labelled(pairs: list[tuple[str, int]], runner: ChainRunner) -> pd.Data
     scored = runner.run_uris([u for u, _ in pairs])
     faces = scored.filter(pa.compute.equal(scored.column("status"), STATUS_OK))
     frame = faces.select(["image_uri", "media_type", "frame_index", "timestamp_s", "face_index", "identity_id",
-                          "match_score", "forgery_score", "verdict", "forgery_model"]).to_pandas()
+                          "match_score", "forgery_score", "verdict", "forgery_model", "forgery_identity_id", "bbox",
+                          "embedding", "match_threshold"]).to_pandas()
     frame["label"] = [label_of[u] for u in frame["image_uri"]]
     signals = [{s["name"]: s["value"] for s in (row or [])} for row in faces.column("forgery_signals").to_pylist()]
     signal_frame = pd.DataFrame(signals, index=frame.index)
     frame = pd.concat([frame, signal_frame], axis=1)
-    frame["vip"] = frame["verdict"].isin(["authentic", "suspected_forgery"])
+    # A VIP face: checked against a VIP's references (a calibrated generic head also judges others).
+    frame["vip"] = frame["forgery_identity_id"].notna()
     frame.attrs["inputs"] = len(pairs)
     frame.attrs["faceless_inputs"] = len(set(label_of) - set(frame["image_uri"]))
     return frame

@@ -16,7 +16,8 @@ from index.gallery import Gallery, embeddings_of
 from operators.forgery.detectors import load_detectors
 from operators.forgery.face_regions import REGIONS_VERSION
 from operators.forgery.fusion import FusionModel, load_fusion
-from operators.forgery.identity_signal import SIGNALS, IdentityReferences, region_embeddings
+from operators.forgery.identity_signal import SIGNALS, CandidateKind, IdentityReferences, region_embeddings
+from operators.forgery.quality import gate_reason, inter_ocular_px, sharpness
 from core.config import ForgeryConfig, ModelPackConfig, StorageConfig
 from core.schema import ALIGNED_SIZE, CONTEXT_SIZE, STATUS_OK, WORK_SCHEMA, set_columns
 
@@ -40,7 +41,7 @@ class ForgeryScorer:
         self.fusion = fusion or load_fusion(self.config.fusion_model, storage)
         self.references = None
         if self.config.use_identity_signal and self.gallery is not None:
-            self.references = IdentityReferences(self.gallery)
+            self.references = IdentityReferences(self.gallery, top_k=self.config.reference_top_k)
             if pack is None:
                 from operators.packs import load_model_pack
                 pack = load_model_pack(model or ModelPackConfig(), storage, threads=1)
@@ -106,10 +107,57 @@ class ForgeryScorer:
                                  f"scorer does not compute (detectors: {[d.name for d in self.detectors]})")
 
     # ---- per batch ------------------------------------------------------------------------
+    def quality_gate(self, landmarks: list, aligned: list[np.ndarray]) -> tuple[list[dict], list[Optional[str]]]:
+        """Per face: its quality measures (as signals) and why artefact detectors may not judge it."""
+        measures, why_not = [], []
+        for points, crop in zip(landmarks, aligned):
+            iod, sharp = inter_ocular_px(points), sharpness(crop)
+            measures.append({"quality:inter_ocular_px": iod, "quality:sharpness": sharp})
+            why_not.append(gate_reason(iod, sharp, self.config.min_inter_ocular_px, self.config.min_sharpness))
+        return measures, why_not
+
+    def candidates(self, faces: pa.Table, whole: np.ndarray, inner: np.ndarray,
+                   reasons: list[list[str]]) -> list[Optional[tuple[str, CandidateKind]]]:
+        """The VIP each face is checked against and how it became that VIP's candidate: the
+        matched identity; else, by whole face, the top gallery candidate above the weak floor and,
+        by inner face, the identity whose inner-face centroid it resembles above the inner floor;
+        when both exist and differ, the one it resembles more against that VIP's impostor cohort."""
+        matched = faces.column("identity_id").to_pylist()
+        found = faces.column("candidates").to_pylist()
+        out: list[Optional[tuple[str, CandidateKind]]] = [None] * len(matched)
+        refs = self.references
+        inner_best = inner @ refs.inner_centroid.T if refs is not None and len(inner) else None
+        names = list(refs.row_of) if refs is not None else []
+        for k in range(len(matched)):
+            if matched[k] is not None:
+                out[k] = (matched[k], CandidateKind.MATCH)
+                continue
+            options = []
+            if found[k] and found[k][0]["score"] is not None and found[k][0]["score"] >= self.weak_floor:
+                options.append((found[k][0]["identity_id"], CandidateKind.WEAK, found[k][0]["score"]))
+            if inner_best is not None:
+                best = int(np.argmax(inner_best[k]))
+                if inner_best[k, best] >= self.inner_floor:
+                    options.append((names[best], CandidateKind.INNER, float(inner_best[k, best])))
+            options = [o for o in options if refs is None or o[0] in refs.row_of] or options[:1]
+            if len(options) == 2 and options[0][0] != options[1][0]:
+                z = [refs.cohort_z("whole", options[0][0], whole[k]), refs.cohort_z("inner", options[1][0], inner[k])]
+                options = [options[int(np.argmax(z))]]
+            if not options:
+                continue
+            identity, kind, score = options[0]
+            out[k] = (identity, kind)
+            name = refs.display_name.get(identity, identity) if refs is not None else identity
+            if kind is CandidateKind.WEAK:
+                reasons[k].append(f"weak match to {name} ({score:.2f}, below the match threshold "
+                                  f"{self.gallery.match_threshold:.2f}): checked against {name}'s references")
+            else:
+                reasons[k].append(f"inner face resembles {name} ({score:.2f}) although the whole face does not "
+                                  f"match: checked against {name}'s references")
+        return out
+
     def signals(self, table: pa.Table) -> tuple[list[int], list[Optional[str]], list[dict], list[list[str]]]:
-        """Positions of face rows, their VIP candidate (or None), signal dicts and reasons.
-        The VIP candidate: the matched identity; else the top candidate above the weak floor;
-        else the identity whose inner-face centroid the inner face resembles above its floor."""
+        """Positions of face rows, their VIP candidate (or None), signal dicts and reasons."""
         status = table.column("status").to_pylist()
         positions = [i for i, s in enumerate(status) if s == STATUS_OK]
         faces = table.take(pa.array(positions, pa.int64()))
@@ -121,51 +169,47 @@ class ForgeryScorer:
         if any(raw is None for raw in raw_contexts):
             raise ValueError("face rows without context_face: the FaceAnalyzer was built with context_crops=False, "
                              "which only a crawl without the forgery stage may do")
-        contexts = [_crop(c, CONTEXT_SIZE) for c in raw_contexts]
+        aligned = [_crop(raw, ALIGNED_SIZE) for raw in faces.column("aligned_face").to_pylist()]
+        measures, why_not = self.quality_gate(faces.column("landmarks").to_pylist(), aligned)
+        judged = [k for k, why in enumerate(why_not) if why is None]
+        for k, why in enumerate(why_not):
+            features[k].update(measures[k])
+            if why is not None and self.detectors:
+                reasons[k].append(why)
+        contexts = [_crop(raw_contexts[k], CONTEXT_SIZE) for k in judged]
         for detector in self.detectors:
-            for row, value in zip(features, detector.score(contexts)):
-                row[f"artefact:{detector.name}"] = float(value)
-        vip = [None] * len(positions)
-        candidates = faces.column("candidates").to_pylist()
-        identity = faces.column("identity_id").to_pylist()
-        for k, found in enumerate(candidates):
-            if identity[k] is not None:
-                vip[k] = identity[k]
-            elif found and found[0]["score"] is not None and found[0]["score"] >= self.weak_floor:
-                vip[k] = found[0]["identity_id"]
-                name = self.references.display_name.get(vip[k], vip[k]) if self.references else vip[k]
-                reasons[k].append(f"weak match to {name} ({found[0]['score']:.2f}, below the match threshold "
-                                  f"{self.gallery.match_threshold:.2f}): checked against {name}'s references")
-        if self.references is not None:
-            aligned = [_crop(raw, ALIGNED_SIZE) for raw in faces.column("aligned_face").to_pylist()]
-            inner, outer = region_embeddings(self.pack, aligned)
+            for k, value in zip(judged, detector.score(contexts) if contexts else []):
+                features[k][f"artefact:{detector.name}"] = float(value)
+        vip: list[Optional[str]] = [None] * len(positions)
+        if self.gallery is not None:
             whole = embeddings_of(faces)
-            inner_best = inner @ self.references.inner_centroid.T
-            names = list(self.references.row_of)
-            for k in range(len(positions)):
-                best = int(np.argmax(inner_best[k]))
-                if vip[k] is None and inner_best[k, best] >= self.inner_floor:
-                    vip[k] = names[best]
-                    name = self.references.display_name.get(vip[k], vip[k])
-                    reasons[k].append(f"inner face resembles {name} ({inner_best[k, best]:.2f}) although the whole "
-                                      f"face does not match: checked against {name}'s references")
-                if vip[k] is None or vip[k] not in self.references.row_of:
+            inner, outer = region_embeddings(self.pack, aligned) if self.references is not None else (None, None)
+            chosen = self.candidates(faces, whole, inner if inner is not None else np.zeros((0, 0)), reasons)
+            for k, candidate in enumerate(chosen):
+                if candidate is None or self.references is None or candidate[0] not in self.references.row_of:
                     continue
-                reading = self.references.read(vip[k], whole[k], inner[k], outer[k])
+                identity, kind = candidate
+                reading = self.references.read(identity, whole[k], inner[k], outer[k], kind)
                 features[k].update(reading.values)
-                reasons[k] += reading.reasons(self.references.display_name.get(vip[k], vip[k]))
+                reasons[k] += reading.reasons(self.references.display_name.get(identity, identity))
+                vip[k] = identity
         for k, row in enumerate(features):
             for name, value in row.items():
                 if name.startswith("artefact:") and value >= ARTEFACT_REASON_AT:
                     reasons[k].append(f"{name.split(':', 1)[1]} artefact score {value:.2f}")
-        vip = [v if v is not None and "identity_deficit" in features[k] else None for k, v in enumerate(vip)]
         return positions, vip, features, reasons
 
     def fuse(self, vip: list[Optional[str]], features: list[dict]) -> tuple[np.ndarray, list[str], list[float]]:
+        """Scores and verdicts. A VIP candidate's face is judged by the vip head. Any other face
+        is scored by the generic head only when an artefact detector judged it (not gated), and
+        gets a verdict only from a calibrated generic head (``generic_verdicts``): a deepfake of
+        a stranger (e.g. a FaceSwap video of two non-VIPs) is still a deepfake; an uncalibrated
+        ranking raises nothing."""
         scores = np.full(len(features), np.nan, np.float32)
         thresholds = [math.nan] * len(features)
         for is_vip in (True, False):
-            ks = [k for k, v in enumerate(vip) if (v is not None) == is_vip]
+            ks = [k for k, v in enumerate(vip) if (v is not None) == is_vip
+                  and (is_vip or any(name.startswith("artefact:") for name in features[k]))]
             if not ks:
                 continue
             rows = [features[k] for k in ks]
@@ -178,8 +222,9 @@ class ForgeryScorer:
                 scores[ks], threshold = self.fusion.predict(rows, is_vip), self.fusion.threshold
             for k in ks:
                 thresholds[k] = threshold
-        verdicts = [UNVERIFIED if v is None else (SUSPECTED if scores[k] >= thresholds[k] else AUTHENTIC)
-                    for k, v in enumerate(vip)]
+        generic = self.config.generic_verdicts and self.fusion.calibrated
+        verdicts = [UNVERIFIED if math.isnan(scores[k]) or (v is None and not generic) else
+                    (SUSPECTED if scores[k] >= thresholds[k] else AUTHENTIC) for k, v in enumerate(vip)]
         return scores, verdicts, thresholds
 
     def __call__(self, batch: pa.Table | pd.DataFrame) -> pa.Table:
@@ -195,10 +240,10 @@ class ForgeryScorer:
         for k, position in enumerate(positions):
             why = list(reasons[k])
             if math.isnan(scores[k]):
-                why.append("no VIP candidate and no artefact detector: nothing to score")
+                why.append("no VIP candidate and no artefact signal: nothing to score")
             else:
                 out_score[position] = float(scores[k])
-                if vip[k] is None:
+                if vip[k] is None and verdicts[k] == UNVERIFIED:
                     why.append(f"no VIP involved: generic {kind} {scores[k]:.2f} only")
                 else:
                     side = ">=" if verdicts[k] == SUSPECTED else "<"

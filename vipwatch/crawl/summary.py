@@ -36,6 +36,23 @@ def summarise(output_uri: str, seconds: float, inputs: int, storage_config=None)
     }
 
 
+def media_verdicts(output_uri: str, storage_config=None) -> dict:
+    """Forgery verdicts by medium: image faces judged / flagged, and each video's verdict from
+    its face tracks (vipwatch/video_verdicts.py)."""
+    from vipwatch.video_verdicts import video_verdicts
+
+    columns = ["image_uri", "status", "media_type", "frame_index", "bbox", "embedding", "match_threshold",
+               "identity_id", "forgery_identity_id", "forgery_score", "verdict"]
+    faces = read_results(output_uri, columns, storage_config).to_pandas()
+    faces = faces[faces["status"] == "ok"]
+    images = faces[faces["media_type"] != "video"]
+    videos = video_verdicts(faces)
+    return {"image_faces": int(len(images)),
+            "image_faces_judged": int(images["verdict"].isin(["authentic", "suspected_forgery"]).sum()),
+            "image_faces_flagged": int((images["verdict"] == "suspected_forgery").sum()),
+            "videos": videos.drop(columns=["mean_score", "max_score"]).to_dict("records")}
+
+
 def _alert_count(output_uri: str, storage_config=None) -> int:
     return read_alerts(output_uri, storage_config).num_rows
 
