@@ -45,7 +45,10 @@ def fit_head(frame, features: list[str], target_fpr: float):
 
 def calibrate(frame, target_fpr: float = 0.01, source: dict | None = None) -> FusionModel:
     artefacts = [c for c in signal_columns(frame) if c.startswith("artefact:")]
-    vip_rows = frame[frame["vip"]].dropna(subset=IDENTITY_FEATURES) if "identity_deficit" in frame else frame.iloc[:0]
+    # Rows without a feature (a weak / inner candidate has no deficits; a face the quality gate
+    # kept from the artefact detectors has no artefact signal) are left out of this fit.
+    vip_rows = frame[frame["vip"]].dropna(subset=IDENTITY_FEATURES + artefacts) if "identity_deficit" in frame \
+        else frame.iloc[:0]
     heads, fits = {}, {}
     for name, rows, features in (("vip", vip_rows, IDENTITY_FEATURES + artefacts),
                                  ("generic", frame.dropna(subset=artefacts), artefacts)):

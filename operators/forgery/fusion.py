@@ -136,6 +136,6 @@ class Uncalibrated:
             values = [v for k, v in r.items() if k.startswith("artefact:")]
             if vip:
                 values += [1 / (1 + math.exp(-(np.clip(r[k], -30, 30) - 3.0)))
-                           for k in ("identity_deficit", "inner_whole_gap", "context_deficit") if k in r]
+                           for k in ("identity_deficit", "inner_deficit", "inner_whole_gap", "context_deficit") if k in r]
             out.append(max(values) if values else math.nan)
         return np.asarray(out, np.float32)

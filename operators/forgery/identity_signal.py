@@ -11,7 +11,10 @@ their average. Each is read three ways:
   lookalikes among them) and, when given, a cohort of non-VIP faces — as a z-score;
 - inner vs outer: a face swap carries X's inner face on someone else's head, so its inner-face
   crop looks like X while the whole crop and the outer ring do not (``inner_whole_gap``,
-  ``inner_outer_gap``: standardised by the same gap on X's references).
+  ``inner_outer_gap``: standardised by the same gap on X's references); the other way round, a
+  face matched to X as a whole whose inner face is unlike X's (``inner_deficit``) is someone's
+  face pasted onto X's head (measured: a swap onto Daniel Radcliffe's head matches him, inner
+  deficit 4.4 spreads).
 
 Which signals a face gets depends on how it became X's candidate (``CandidateKind``). A face that
 matches X as a whole gets every signal. A face that is only a WEAK (whole face below the match
@@ -46,6 +49,10 @@ from operators.forgery.face_regions import REGIONS_VERSION, inner_face, outer_ri
 CANDIDATE_SIGNALS = ("inner_whole_gap", "inner_outer_gap", "inner_cohort_z")
 SIGNALS = ("identity_similarity", "identity_deficit", "identity_cohort_z", "inner_similarity", "inner_deficit",
            "context_similarity", "context_deficit") + CANDIDATE_SIGNALS
+# The identity signals a fusion's vip head should take (standardised; the raw similarities carry
+# the same information before standardisation). A weak / inner candidate has only the
+# CANDIDATE_SIGNALS: a head must fill the others (fusion.Head.fill), not drop the row.
+FUSION_FEATURES = ("identity_deficit", "identity_cohort_z", "inner_deficit", "context_deficit") + CANDIDATE_SIGNALS
 # Impostor probes per identity for the cohort statistics: enough for a mean and spread, bounded
 # so that a gallery of thousands of identities loads in seconds.
 MAX_COHORT_PROBES = 4096

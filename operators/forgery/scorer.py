@@ -12,6 +12,7 @@ import pandas as pd
 import pyarrow as pa
 
 from index import calibration
+from index.cohort import Cohort
 from index.gallery import Gallery, embeddings_of
 from operators.forgery.detectors import load_detectors
 from operators.forgery.face_regions import REGIONS_VERSION
@@ -41,7 +42,6 @@ class ForgeryScorer:
         self.fusion = fusion or load_fusion(self.config.fusion_model, storage)
         self.references = None
         if self.config.use_identity_signal and self.gallery is not None:
-            self.references = IdentityReferences(self.gallery, top_k=self.config.reference_top_k)
             if pack is None:
                 from operators.packs import load_model_pack
                 pack = load_model_pack(model or ModelPackConfig(), storage, threads=1)
@@ -49,13 +49,22 @@ class ForgeryScorer:
             if expected != pack.embedder_id:
                 raise ValueError(f"gallery {self.gallery.version} forgery references come from {expected}; "
                                  f"this scorer embeds with {pack.embedder_id}")
+            # Non-VIP faces of the identification cohort (index/cohort.py) join the impostor
+            # cohort of the whole-face similarity when one exists for this embedder.
+            cohort = Cohort.for_embedder(pack.embedder_id, storage_config=storage)
+            if cohort is not None:
+                cohort = cohort.without_people(self.gallery.identities.column("identity_id").to_pylist())
+            self.cohort_version = cohort.version if cohort is not None else None
+            self.references = IdentityReferences(self.gallery, top_k=self.config.reference_top_k,
+                                                 non_vip_cohort=cohort.embeddings if cohort is not None else None)
         self.pack = pack
         self.weak_floor = self._weak_match_floor()
         self.inner_floor = self._inner_match_floor() if self.references is not None else math.inf
         self._check_fusion_features()
         parts = [self.fusion.version] + [f"{d.name}={d.version}" for d in self.detectors]
         if self.references is not None:
-            parts.append(f"identity={REGIONS_VERSION}/{self.pack.embedder_id}")
+            parts.append(f"identity={REGIONS_VERSION}/{self.pack.embedder_id}/top{self.config.reference_top_k}"
+                         + (f"/cohort={self.cohort_version}" if self.cohort_version else ""))
         self.model_version = ";".join(parts)
 
     def gallery_independent_parts(self) -> dict:

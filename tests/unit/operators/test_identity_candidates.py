@@ -11,7 +11,7 @@ from operators.forgery.face_swap import swap_face
 from operators.forgery.identity_signal import CANDIDATE_SIGNALS
 from operators.forgery.scorer import ForgeryScorer
 from operators.matcher import GalleryMatcher
-from tests.conftest import DATA, ENROLLED_PER_IDENTITY, FACES_ALIGNED
+from tests.support.shared_data import DATA, ENROLLED_PER_IDENTITY, FACES_ALIGNED
 from vipwatch.enrol import embed_images
 
 DEFICITS = {"identity_deficit", "context_deficit", "identity_similarity", "inner_deficit"}

@@ -9,7 +9,7 @@ from core.config import ForgeryConfig
 from operators.decode import ImageDecoder
 from operators.forgery.quality import inter_ocular_px
 from operators.forgery.scorer import ForgeryScorer
-from tests.conftest import MODELS, PHOTOS
+from tests.support.shared_data import MODELS, PHOTOS
 from vipwatch.enrol import embed_images
 
 MESONET_DF = f"mesonet:{MODELS / 'mesonet' / 'Meso4_DF.h5'}"

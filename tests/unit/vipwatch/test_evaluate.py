@@ -28,13 +28,17 @@ def test_perfect_and_inverted_scores():
 
 
 def test_video_verdict_by_majority_of_vip_frames():
+    # One face per frame at about the same place: one track per video (vipwatch/video_verdicts.py).
+    box = [100.0, 100.0, 200.0, 220.0]
     frames = pd.DataFrame({
         "image_uri": ["a.mp4"] * 3 + ["b.mp4"] * 2 + ["c.jpg"],
         "media_type": ["video"] * 5 + ["image"], "frame_index": [0, 25, 50, 0, 25, None],
+        "bbox": [box, [104.0, 98.0, 204.0, 218.0], box, box, box, box],
         "forgery_score": [0.9, 0.8, 0.1, 0.2, 0.3, 0.99], "identity_id": ["x", "x", "x", None, None, "x"],
         "verdict": ["suspected_forgery", "suspected_forgery", "authentic", "unverified", "unverified",
                     "suspected_forgery"]})
     out = video_verdicts(frames).set_index("image_uri")
     assert list(out.index) == ["a.mp4", "b.mp4"]
     assert out.loc["a.mp4", "verdict"] == "suspected_forgery" and out.loc["a.mp4", "mean_score"] == pytest.approx(0.6)
+    assert out.loc["a.mp4", "tracks"] == 1 and out.loc["a.mp4", "flagged_tracks"] == 1
     assert out.loc["b.mp4", "verdict"] == "unverified" and out.loc["b.mp4", "max_score"] == pytest.approx(0.3)

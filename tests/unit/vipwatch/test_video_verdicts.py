@@ -7,7 +7,7 @@ import pytest
 
 from operators.decode import ImageDecoder
 from operators.matcher import GalleryMatcher
-from tests.conftest import DATA
+from tests.support.shared_data import DATA
 from vipwatch.enrol import embed_images
 from vipwatch.video_verdicts import link_tracks, track_verdicts, video_verdicts
 
