@@ -11,7 +11,7 @@ import numpy as np
 import onnxruntime
 
 from operators.packs.base import Detection, ModelPack, file_digest, l2_normalise
-from operators.packs.device import select_providers, uses_gpu
+from operators.packs.device import CPU, check_session_device, preload_cuda_libraries, select_providers, uses_gpu
 from operators.packs.yunet import YuNetDetector
 
 log = logging.getLogger(__name__)
@@ -53,6 +53,8 @@ class OnnxPack(ModelPack):
         if not directory.is_dir():
             raise FileNotFoundError(f"ONNX model pack directory not found: {pack_dir}")
         self.providers = select_providers(device)
+        if uses_gpu(self.providers):
+            preload_cuda_libraries()
         self.ctx_id = 0 if uses_gpu(self.providers) else -1
         onnx_files = sorted(directory.glob("*.onnx"))
         wanted = [directory / f for f in (detector_file, embedder_file) if f]
@@ -88,7 +90,20 @@ class OnnxPack(ModelPack):
             self._scrfd.prepare(ctx_id=self.ctx_id, input_size=(det_size, det_size), det_thresh=det_threshold)
             self._yunet = None
         self.name = f"onnx:{detector_path.stem}@{file_digest(detector_path)}+{self.embedder_id}"
+        self._check_active_providers(device)
         log.info("model pack %s on %s", self.name, self.providers)
+
+    def _check_active_providers(self, device: str) -> None:
+        sessions = {"recogniser": self.recogniser.session}
+        if self._scrfd is not None:
+            sessions["detector"] = self._scrfd.session
+        elif uses_gpu(self.providers) and device == "cuda":
+            raise RuntimeError("device=cuda but the YuNet detector runs on OpenCV's CPU backend: use an SCRFD "
+                               "detector file for GPU nodes")
+        active = {name: check_session_device(session.get_providers(), self.providers, device, f"{self.name} {name}")
+                  for name, session in sessions.items()}
+        if uses_gpu(self.providers) and not all(uses_gpu(p) for p in active.values()):
+            self.providers, self.ctx_id = [CPU], -1  # device=auto fell back: say so in logs and fields
 
     def detect(self, image_rgb: np.ndarray) -> list[Detection]:
         if self._yunet is not None:

@@ -9,6 +9,7 @@ checked for who can reach what; images and Ray versions must match the pinned st
 """
 from __future__ import annotations
 
+import fnmatch
 import functools
 import importlib
 import json
@@ -59,18 +60,22 @@ def gpu_limit(container: dict) -> int:
 
 
 # ---- what a deployed config may load -----------------------------------------------------------
-IMAGE_ROOTS = ("core", "index", "operators", "vipwatch", "jobs", "infra")
+def docker_ignored() -> list[str]:
+    lines = (REPO_ROOT / ".dockerignore").read_text().splitlines()
+    return [line.strip() for line in lines if line.strip() and not line.startswith("#")]
 
 
 def shipped_in_image(path: Path) -> bool:
-    """A file of this checkout that the image holds: tracked by git, under a copied directory."""
+    """A file of this checkout that the image holds: tracked by git (the build context is a
+    checkout) and not left out by .dockerignore (the image copies the rest: `COPY . .`)."""
     try:
         relative = path.resolve().relative_to(REPO_ROOT)
     except ValueError:
         return False
     tracked = subprocess.run(["git", "-C", str(REPO_ROOT), "ls-files", "--error-unmatch", str(relative)],
                              capture_output=True).returncode == 0
-    return tracked and relative.parts[0] in IMAGE_ROOTS
+    return tracked and not any(fnmatch.fnmatch(str(relative), pattern) or relative.parts[0] == pattern
+                               for pattern in docker_ignored())
 
 
 def artefact_problems(config) -> list[str]:
@@ -501,14 +506,24 @@ def test_cluster_launcher_config_passes_rays_own_schema():
     assert len(images) == 1, f"cluster.yaml and the KubeRay manifests use different images: {images}"
 
 
-def test_dockerfile_installs_the_pinned_stack_without_weights():
+def test_dockerfile_installs_the_locked_stack_before_the_code_and_no_test_tools():
     text = (INFRA / "Dockerfile").read_text()
     instructions = [line.strip() for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")]
-    assert any(line.startswith("FROM ") for line in instructions)
-    assert "python3.11" in text and "infra/install.sh" in text
+    assert sum(line.startswith("FROM ") for line in instructions) == 1
+    assert "python3.11" in text
     copies = [line for line in instructions if line.startswith(("COPY", "ADD"))]
-    assert copies, "the image must contain the code"
     for line in copies:
-        # Weights and data are user-supplied artefacts: nothing from ../shared, no model files.
-        assert not re.search(r"shared|models|\.onnx|\.h5|\.dat|faces_aligned", line), line
-    assert not any(line.startswith("ADD") and "://" in line for line in copies), "no downloads at build time"
+        # Weights and data are artefacts in object storage: nothing from ../shared, no model files.
+        assert not re.search(r"shared|\.onnx|\.h5|\.dat|faces_aligned", line), line
+    assert not any(line.startswith("ADD") for line in copies), "no downloads or archives at build time"
+    # The dependency layer comes first and sees only the locks and the installer: a code edit
+    # reuses it. The code comes after, in one COPY of the build context.
+    code_copy = next(i for i, line in enumerate(instructions) if re.match(r"COPY (--chown=\S+ )?\. \.$", line))
+    deps_run = next(i for i, line in enumerate(instructions) if "--deps-only" in line or
+                    (line.startswith("RUN") and "--deps-only" in " ".join(instructions[i:i + 4])))
+    assert deps_run < code_copy
+    for line in copies[:copies.index(instructions[code_copy])]:
+        assert re.search(r"pyproject\.toml|install\.sh|requirements(-gpu)?\.lock", line), line
+        assert "requirements-test.lock" not in line
+    assert "--production" in text and "infra/requirements-test.lock" in docker_ignored()
+    assert {"tests", "docs", ".git", ".venv"} <= set(docker_ignored())

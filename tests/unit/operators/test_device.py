@@ -118,3 +118,43 @@ def test_faiss_cpu_only_when_told():
 
     index, _ = small_index()
     assert faiss_index.to_search_device(index, use_gpu=False) is index
+
+
+# ---- the provider a session really runs on ------------------------------------------------------
+def test_a_session_that_fell_back_to_cpu_is_refused_when_cuda_is_demanded(monkeypatch, caplog):
+    """The real recogniser session of the ONNX pack, as onnxruntime made it: on this machine it
+    runs on CPU, which is what a CUDA session looks like after the CUDA libraries failed to load."""
+    from operators.packs.device import check_session_device
+    from operators.packs.onnx_pack import OnnxPack
+
+    pack = OnnxPack(str(MODELS), detector_file=ONNX_PACK.detector_file, embedder_file=ONNX_PACK.embedder_file,
+                    device="cpu")
+    active = pack.recogniser.session.get_providers()
+    assert active[0] == CPU
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    with pytest.raises(RuntimeError, match="CUDAExecutionProvider was requested but the session runs on"):
+        check_session_device(active, [CUDA, CPU], "cuda", "recogniser")
+    # Preferred only (auto) on a process with no GPU: CPU, with a warning.
+    assert check_session_device(active, [CUDA, CPU], "auto", "recogniser") == active
+    assert "running on CPU" in caplog.text
+    # A Ray actor holding a GPU (CUDA_VISIBLE_DEVICES set) must not fall back quietly either.
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0")
+    with pytest.raises(RuntimeError, match="did not load"):
+        check_session_device(active, [CUDA, CPU], "auto", "recogniser")
+    # CPU asked, CPU got: nothing to refuse.
+    assert check_session_device(active, [CPU], "cpu", "recogniser") == active
+
+
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="checks the CPU-only torch path")
+def test_torch_detectors_refuse_a_gpu_they_cannot_use(monkeypatch):
+    from operators.forgery.torch_device import select_device
+
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    assert select_device("auto").type == "cpu"
+    with pytest.raises(RuntimeError, match="torch sees no GPU"):
+        select_device("cuda")
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0")
+    with pytest.raises(RuntimeError, match="a GPU is assigned to this process"):
+        select_device("auto")
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")   # Ray's value for an actor without GPUs
+    assert select_device("auto").type == "cpu"
