@@ -5,7 +5,7 @@ A video's frames are scored one by one (the decoder samples one every video_fram
 Faces are linked across sampled frames into tracks (``link_tracks``): a face joins the track whose
 last face it overlaps (bbox IoU) or resembles as the same person (embedding cosine at least the
 gallery's calibrated match threshold, the row's ``match_threshold``), best pair first, within
-``MAX_GAP`` sampled frames. Per track: the verdict is ``suspected_forgery`` when at least half of
+``MAX_GAP`` sampled frames; rows with neither boxes nor embeddings form one track per video. Per track: the verdict is ``suspected_forgery`` when at least half of
 its judged faces (verdict authentic or suspected) were flagged and it has at least
 ``MIN_TRACK_FACES`` of them (or the video has fewer sampled frames), ``authentic`` when judged
 otherwise. Per video: ``suspected_forgery`` when a track is, ``authentic`` when some track was
@@ -47,6 +47,10 @@ def _unit(vector) -> np.ndarray | None:
 def link_tracks(faces: pd.DataFrame) -> np.ndarray:
     """Track id per face row of ONE video (rows with frame_index, bbox, optional embedding and
     match_threshold)."""
+    if "bbox" not in faces and "embedding" not in faces:
+        # Rows that cannot be linked (a frame without boxes or embeddings): one track per video,
+        # i.e. the frame-majority rule.
+        return np.zeros(len(faces), np.int64)
     track_of = np.full(len(faces), -1, np.int64)
     positions = {index: k for k, index in enumerate(faces.index)}
     tracks: list[dict] = []  # last face of each track: frame order, bbox, unit embedding

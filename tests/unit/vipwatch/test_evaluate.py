@@ -42,3 +42,14 @@ def test_video_verdict_by_majority_of_vip_frames():
     assert out.loc["a.mp4", "verdict"] == "suspected_forgery" and out.loc["a.mp4", "mean_score"] == pytest.approx(0.6)
     assert out.loc["a.mp4", "tracks"] == 1 and out.loc["a.mp4", "flagged_tracks"] == 1
     assert out.loc["b.mp4", "verdict"] == "unverified" and out.loc["b.mp4", "max_score"] == pytest.approx(0.3)
+
+
+def test_video_rows_without_boxes_or_embeddings_form_one_track_per_video():
+    frames = pd.DataFrame({
+        "image_uri": ["a.mp4"] * 3, "media_type": ["video"] * 3, "frame_index": [0, 25, 50],
+        "forgery_score": [0.9, 0.8, 0.1], "identity_id": [None] * 3,
+        "verdict": ["suspected_forgery", "suspected_forgery", "authentic"]})
+    out = video_verdicts(frames).iloc[0]
+    assert out["tracks"] == 1 and out["verdict"] == "suspected_forgery"
+    frames["verdict"] = ["suspected_forgery", "authentic", "authentic"]
+    assert video_verdicts(frames).iloc[0]["verdict"] == "authentic"
