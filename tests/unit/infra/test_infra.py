@@ -527,3 +527,20 @@ def test_dockerfile_installs_the_locked_stack_before_the_code_and_no_test_tools(
         assert "requirements-test.lock" not in line
     assert "--production" in text and "infra/requirements-test.lock" in docker_ignored()
     assert {"tests", "docs", ".git", ".venv"} <= set(docker_ignored())
+
+
+def test_defaults_that_name_no_uri_resolve_to_files_the_image_holds():
+    """What a manifest leaves to a default must be in the image: the shipped fusion artefact
+    (ForgeryConfig.fusion_model "shipped") and the impostor cohorts' default root."""
+    from index.cohort import DEFAULT_ROOT
+    from operators.forgery.fusion import shipped_fusion_dir
+
+    files = [p for p in shipped_fusion_dir().rglob("*") if p.is_file()]
+    assert files and all(shipped_in_image(p) for p in files), files
+    relative = DEFAULT_ROOT.relative_to(REPO_ROOT)
+    assert not any(fnmatch.fnmatch(str(relative), pattern) or relative.parts[0] == pattern
+                   for pattern in docker_ignored()), "the cohorts' default root must reach the image"
+    # No runtime environment in a manifest points a lookup back at a development checkout.
+    for path in sorted(KUBERAY.glob("*.yaml")):
+        text = path.read_text()
+        assert "../shared" not in text and "/work/" not in text and "VIPWATCH_SHARED" not in text, path.name
