@@ -29,6 +29,12 @@ def parse_config(argv: list[str] | None = None) -> tuple[ServeConfig, argparse.N
     parser.add_argument("--allow-gallery-prefix", action="append", default=[], metavar="PREFIX",
                         help="extra roots the admin reload may load galleries from (repeatable)")
     parser.add_argument("--max-request-mb", type=float, default=defaults.max_request_bytes / 2**20)
+    parser.add_argument("--request-timeout-s", type=float, default=defaults.request_timeout_s,
+                        help="one request's whole chain; past it the caller gets 504")
+    parser.add_argument("--max-queued-requests", type=int, default=defaults.max_queued_requests,
+                        help="requests waiting per deployment beyond its ongoing ones; past it 503")
+    parser.add_argument("--active-gallery-pointer", default=None, metavar="URI",
+                        help="object recording the gallery an admin reload made active, so a restart keeps it")
     parser.add_argument("--public-docs", action="store_true", help="serve /docs and /openapi.json without a key")
     parser.add_argument("--json-logs", action="store_true")
     add_model_args(parser)
@@ -37,7 +43,9 @@ def parse_config(argv: list[str] | None = None) -> tuple[ServeConfig, argparse.N
     config = ServeConfig(gallery=args.gallery, aligned=args.aligned, model=model_config(args),
                          forgery=forgery_config(args), allowed_uri_prefixes=args.allow_uri_prefix,
                          allowed_gallery_prefixes=args.allow_gallery_prefix,
-                         max_request_bytes=int(args.max_request_mb * 2**20), public_docs=args.public_docs)
+                         max_request_bytes=int(args.max_request_mb * 2**20), public_docs=args.public_docs,
+                         request_timeout_s=args.request_timeout_s, max_queued_requests=args.max_queued_requests,
+                         active_gallery_pointer=args.active_gallery_pointer)
     return config, args
 
 
