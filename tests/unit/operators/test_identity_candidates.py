@@ -4,7 +4,10 @@ face onto strangers' heads keep their inner-vs-outer signals. Real LFW photos, r
 crops, the ONNX pack and its gallery of the 14 faces_aligned identities."""
 import cv2
 import numpy as np
+import pyarrow.compute as pc
 import pytest
+
+from index.cohort import Cohort, embedder_directory
 
 from operators.decode import ImageDecoder
 from operators.forgery.face_swap import swap_face
@@ -108,3 +111,21 @@ def test_reference_side_uses_nearest_references_and_cohort(scorer):
         # A reference's leave-one-out reading equals the top-k mean over the identity's others.
         assert abs(refs._leave_one_out("whole", rows)[0] - expected) < 1e-5
     assert refs.cohort_size["whole"] >= 100
+
+
+def test_non_vip_cohort_joins_the_whole_face_impostors(scorer, strangers, onnx_analyzer, tmp_path, monkeypatch):
+    matcher, without = scorer
+    rows, _ = strangers
+    faces = rows.filter(pc.equal(rows.column("status"), "ok"))
+    labels = [f"lfw:{uri.rsplit('/', 2)[-2]}" for uri in faces.column("image_uri").to_pylist()]
+    cohort = Cohort.create(np.asarray(faces.column("embedding").to_pylist(), np.float32), labels,
+                           onnx_analyzer.pack.embedder_id, "onnx", {"lfw": len(labels)}, "research use")
+    cohort.save(str(tmp_path / embedder_directory(onnx_analyzer.pack.embedder_id)))
+    monkeypatch.setenv("VIPWATCH_COHORTS", str(tmp_path))
+    with_cohort = ForgeryScorer(gallery=matcher.gallery, pack=onnx_analyzer.pack)
+    assert f"cohort={cohort.version}" in with_cohort.model_version
+    assert with_cohort.references.cohort_size["whole"] == without.references.cohort_size["whole"] + len(labels)
+    # Every VIP's whole-face impostor statistics now include the non-VIP faces.
+    changed = [with_cohort.references.stats[i]["whole_cohort_mean"] != without.references.stats[i]["whole_cohort_mean"]
+               for i in without.references.row_of]
+    assert all(changed)
