@@ -70,7 +70,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="DataContext execution_options.resource_limits.object_store_memory")
     gallery = parser.add_argument_group("gallery scale")
     gallery.add_argument("--dims", default="128")
-    gallery.add_argument("--kinds", default="ivf,hnsw", help="approximate kinds besides exact search: ivf, hnsw")
+    gallery.add_argument("--kinds", default="ivf,hnsw,identity_hnsw",
+                         help="approximate kinds besides exact search: ivf, hnsw, identity_hnsw")
     gallery.add_argument("--per-identity", type=int, default=10, help="references per identity")
     gallery.add_argument("--genuine-probes", type=int, default=4000)
     gallery.add_argument("--impostor-probes", type=int, default=4000, help="half set the threshold, half check it")
@@ -82,6 +83,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     gallery.add_argument("--ef-construction", type=int, default=40)
     gallery.add_argument("--ef-search", default="64,128,256,512", help="HNSW efSearch, swept")
     gallery.add_argument("--hnsw-max", type=int, default=1_000_000, help="skip HNSW builds above this size")
+    gallery.add_argument("--shortlist", type=int, default=16,
+                         help="identity_hnsw: identities whose references are scored exactly")
     gallery.add_argument("--leave-one-out-probes", type=int, default=0,
                          help="also time index.calibration's leave-one-identity-out with this many probes")
     gallery.add_argument("--faiss-gpu", action="store_true", help="search on the GPU (faiss-gpu)")
@@ -116,6 +119,7 @@ def main(argv: list[str] | None = None) -> dict:
             impostor_probes=args.impostor_probes, target_fpir=args.target_fpir, ivf_nlist=args.ivf_nlist,
             nprobes=numbers(args.nprobe), ivf_storage=args.ivf_storage, hnsw_m=args.hnsw_m,
             ef_construction=args.ef_construction, ef_searches=numbers(args.ef_search), hnsw_max=args.hnsw_max,
+            shortlist=args.shortlist,
             leave_one_out_probes=args.leave_one_out_probes, use_gpu=args.faiss_gpu or gpu_count() > 0,
             seed=args.seed)
     sys.stdout.flush()

@@ -80,3 +80,14 @@ def test_hnsw_above_its_cap_is_reported_as_not_run():
     report = gallery_scale.gallery_benchmark([2000], [32], ["hnsw"], genuine_probes=20, impostor_probes=20,
                                              hnsw_max=1000)
     assert "skipped" in report["results"][-1]
+
+
+def test_identity_shortlist_with_every_identity_is_exact_search():
+    gallery = Gallery(SyntheticFaces(64, seed=4), identities=120, per_identity=5)
+    probes, _, _ = gallery.probes(60, 40)
+    shortlist = gallery_scale.IdentityShortlist(gallery, m=8, ef_construction=40, shortlist=120)
+    shortlist.index.hnsw.efSearch = 200
+    scores, found = shortlist.search(probes, batch=32)
+    exact_scores, exact_ids, _ = gallery_scale.exact_top1(gallery, probes)
+    assert np.array_equal(found[:, 0], exact_ids)
+    assert np.allclose(scores[:, 0], exact_scores, atol=1e-5)
