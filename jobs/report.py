@@ -27,7 +27,7 @@ import pyarrow.fs as pafs
 from core import storage
 from vipwatch.crawl.alerts import ALERTS_DIR, ALERT_SCHEMA, read_alerts
 from vipwatch.cli import setup_logging
-from vipwatch.crawl.summary import read_results
+from vipwatch.crawl.summary import media_verdicts, read_results
 
 log = logging.getLogger("jobs.report")
 REFERENCES_PER_VIP = 4
@@ -233,6 +233,14 @@ def render(results_uri: str, gallery_uri: str, labels_path: Optional[str] = None
         parts.append(alert_html(alert, reference_crops(gallery, vip), names.get(vip, vip)))
     if len(alerts) > max_alerts:
         parts.append(f"<p>{len(alerts) - max_alerts} more alerts not shown (--max-alerts).</p>")
+    videos = media_verdicts(results_uri, storage_config)["videos"]
+    if videos:
+        # One verdict per video, from its face tracks (vipwatch/video_verdicts.py).
+        parts.append(f"<h2>Videos ({len(videos)})</h2>" + table_html(
+            ["video", "verdict", "tracks flagged / judged", "tracks", "sampled frames", "faces"],
+            [[v["image_uri"], v["verdict"], f"{v['flagged_tracks']} / {v['judged_tracks']}", v["tracks"], v["frames"],
+              v["faces"]] for v in videos]))
+    figures["suspected_videos"] = sum(v["verdict"] == "suspected_forgery" for v in videos)
     parts.append("<h2>Faces per identity</h2>" + table_html(
         ["name", "identity_id", "matched faces", "faces checked for forgery", "alerts"], per_identity))
     if errors:

@@ -3,11 +3,16 @@ FaceSwap 634_660, frame by frame) through the crawl's decoder, analyzer and matc
 import cv2
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
+
+from core.schema import WORK_SCHEMA, to_output
 
 from operators.decode import ImageDecoder
 from operators.matcher import GalleryMatcher
 from tests.support.shared_data import DATA
+from vipwatch.crawl.summary import media_verdicts
 from vipwatch.enrol import embed_images
 from vipwatch.video_verdicts import link_tracks, track_verdicts, video_verdicts
 
@@ -71,3 +76,17 @@ def test_one_forged_track_flags_the_video_that_frame_majority_missed(side_by_sid
     faces["verdict"], faces["forgery_score"] = "authentic", 0.1
     faces.loc[fake_rows[:1], "verdict"] = "suspected_forgery"
     assert video_verdicts(faces).iloc[0]["verdict"] == "authentic"
+
+
+def test_crawl_output_gives_per_video_verdicts(side_by_side, tmp_path):
+    """media_verdicts (what jobs.demo and jobs.report show) reads a crawl's Parquet and links tracks."""
+    faces = side_by_side.assign(verdict="authentic", forgery_score=0.1)
+    fake_rows = np.flatnonzero(faces["fake"].to_numpy())
+    faces.loc[fake_rows, ["verdict", "forgery_score"]] = ["suspected_forgery", 0.9]
+    table = to_output(pa.Table.from_pandas(faces.drop(columns=["fake"]), preserve_index=False)
+                      .select(WORK_SCHEMA.names).cast(WORK_SCHEMA))
+    pq.write_table(table, tmp_path / "part-0.parquet")
+    verdicts = media_verdicts(str(tmp_path))
+    assert verdicts["image_faces"] == 0
+    [video] = verdicts["videos"]
+    assert video["verdict"] == "suspected_forgery" and video["flagged_tracks"] == 1 and video["judged_tracks"] == 2
