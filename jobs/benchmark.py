@@ -37,6 +37,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     mode = parser.add_mutually_exclusive_group(required=True)
     mode.add_argument("--images", type=int, help="corpus size for the crawl-vs-raw benchmark")
     mode.add_argument("--gallery-sizes", type=str, help="comma-separated gallery sizes for the FAISS benchmark")
+    mode.add_argument("--gallery-cosines", action="store_true",
+                      help="measure the same/different-identity cosines the synthetic galleries follow "
+                           "(the pack's embedder on ../shared/data/faces_aligned)")
     parser.add_argument("--repeat", type=int, default=1,
                         help="pipeline+raw pairs, back to back (odd pairs raw first); medians reported")
     parser.add_argument("--seed", type=int, default=0)
@@ -102,7 +105,14 @@ def main(argv: list[str] | None = None) -> dict:
         os.environ.setdefault(key, value)
     args = parse_args(argv)
     setup_logging()
-    if args.images:
+    if args.gallery_cosines:
+        from core.config import SHARED_DIR
+        from vipwatch.bench.gallery_scale import measure_cosine_stats
+
+        report = {"mode": "gallery_cosines", "embedder": args.embedder_file,
+                  **measure_cosine_stats(str(Path(args.model_pack) / args.embedder_file),
+                                         str(SHARED_DIR / "data" / "faces_aligned"))}
+    elif args.images:
         from vipwatch.bench.crawl_vs_raw import image_benchmark
 
         report = image_benchmark(args)

@@ -33,9 +33,38 @@ class CosineStats:
 
 
 # Measured on ../shared/data/faces_aligned (1,048 aligned crops of 14 identities, all pairs) with
-# ../shared/models/mobilefacenet_128.onnx, 2026-12-03. No 512-d embedder is in ../shared, so 512-d
+# ../shared/models/mobilefacenet_128.onnx, 2026-12-03 (measure_cosine_stats; jobs.benchmark
+# --gallery-cosines). No 512-d embedder is in ../shared, so 512-d
 # runs use the same distributions: the index sees the same geometry at four times the cost.
 MOBILEFACENET_128 = CosineStats(genuine_mean=0.506, genuine_std=0.172, impostor_mean=0.031, impostor_std=0.104)
+
+
+def measure_cosine_stats(embedder_onnx: str, aligned_faces_dir: str) -> dict:
+    """The numbers behind MOBILEFACENET_128: every pair of crops in an aligned-faces folder
+    (``<identity>/<n>.png``, 112x112 on the ArcFace template) embedded by an ArcFace-style ONNX
+    model ((x - 127.5) / 128, RGB), same vs different identity."""
+    from pathlib import Path
+
+    import cv2
+    import onnxruntime
+
+    session = onnxruntime.InferenceSession(embedder_onnx, providers=["CPUExecutionProvider"])
+    paths = sorted(Path(aligned_faces_dir).glob("*/*.png"))
+    owners = np.array([path.parent.name for path in paths])
+    embeddings = []
+    for start in range(0, len(paths), 64):
+        crops = np.stack([cv2.cvtColor(cv2.imread(str(p)), cv2.COLOR_BGR2RGB) for p in paths[start:start + 64]])
+        batch = ((crops.astype(np.float32) - 127.5) / 128).transpose(0, 3, 1, 2)
+        embeddings.append(session.run(None, {session.get_inputs()[0].name: batch})[0])
+    vectors = np.concatenate(embeddings)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    upper = np.triu_indices(len(vectors), 1)
+    cosines = (vectors @ vectors.T)[upper]
+    same = (owners[:, None] == owners[None, :])[upper]
+    return {"crops": len(paths), "identities": len(set(owners)), "genuine_pairs": int(same.sum()),
+            "genuine_mean": round(float(cosines[same].mean()), 3), "genuine_std": round(float(cosines[same].std()), 3),
+            "impostor_pairs": int((~same).sum()), "impostor_mean": round(float(cosines[~same].mean()), 3),
+            "impostor_std": round(float(cosines[~same].std()), 3)}
 
 
 class SyntheticFaces:
