@@ -23,14 +23,13 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from index import calibration, faiss_index, forgery_reference
+from index import calibration, faiss_index, forgery_reference, layout
 from index.cohort import Cohort, clopper_pearson
 from core import storage
 from core.config import StorageConfig
 
 FORMAT = "vipwatch-gallery"
 FORMAT_VERSION = 1
-FILES = ("index.faiss", "references.parquet", "identities.parquet")
 SIMILARITY_QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
 log = logging.getLogger(__name__)
 
@@ -138,7 +137,7 @@ class Gallery:
     # ---- persistence --------------------------------------------------------------------
     def save(self, root_uri: str, storage_config: Optional[StorageConfig] = None) -> str:
         """Write versions/<version>/ under root and point LATEST at it. Returns the version URI."""
-        version_uri = storage.join(root_uri, "versions", self.version)
+        version_uri = layout.version_uri(root_uri, self.version)
         payloads = {"index.faiss": faiss_index.serialize(self.index),
                     "references.parquet": _parquet_bytes(self.references),
                     "identities.parquet": _parquet_bytes(self.identities)}
@@ -146,21 +145,21 @@ class Gallery:
         for name, data in payloads.items():
             storage.write_bytes(storage.join(version_uri, name), data, storage_config)
         # The manifest goes last: a version directory without one is an unfinished write.
-        storage.write_bytes(storage.join(version_uri, "manifest.json"),
+        storage.write_bytes(storage.join(version_uri, layout.MANIFEST),
                             json.dumps(self.manifest, indent=2).encode(), storage_config)
-        storage.write_bytes(storage.join(root_uri, "LATEST"), self.version.encode(), storage_config)
+        storage.write_bytes(layout.latest_uri(root_uri), self.version.encode(), storage_config)
         return version_uri
 
     @classmethod
     def load(cls, uri: str, storage_config: Optional[StorageConfig] = None) -> "Gallery":
         uri = uri.rstrip("/")
         try:
-            if not storage.exists(storage.join(uri, "manifest.json"), storage_config):
-                if not storage.exists(storage.join(uri, "LATEST"), storage_config):
+            if not storage.exists(storage.join(uri, layout.MANIFEST), storage_config):
+                if not storage.exists(layout.latest_uri(uri), storage_config):
                     raise GalleryError(f"no gallery at {uri}: neither manifest.json nor LATEST found")
-                version = storage.read_bytes(storage.join(uri, "LATEST"), storage_config).decode().strip()
-                uri = storage.join(uri, "versions", version)
-            manifest = json.loads(storage.read_bytes(storage.join(uri, "manifest.json"), storage_config))
+                version = storage.read_bytes(layout.latest_uri(uri), storage_config).decode().strip()
+                uri = layout.version_uri(uri, version)
+            manifest = json.loads(storage.read_bytes(storage.join(uri, layout.MANIFEST), storage_config))
         except GalleryError:
             raise
         except (OSError, ValueError) as exc:
@@ -169,7 +168,7 @@ class Gallery:
             raise GalleryError(f"{uri} is not a {FORMAT} v{FORMAT_VERSION} artefact "
                                f"(format={manifest.get('format')!r}, version={manifest.get('format_version')!r})")
         payloads = {}
-        for name in FILES:
+        for name in layout.FILES:
             try:
                 data = storage.read_bytes(storage.join(uri, name), storage_config)
             except OSError as exc:

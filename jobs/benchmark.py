@@ -25,14 +25,14 @@ import sys
 import tempfile
 from pathlib import Path
 
+from core.config import SHARED_DIR
+from vipwatch.cli import add_logging_args, add_model_args, setup_logging
+
 DEFAULT_DETECTOR = "scrfd_500m_kps.onnx"
 DEFAULT_EMBEDDER = "mobilefacenet_128.onnx"
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    from vipwatch.cli import add_model_args
-    from core.config import SHARED_DIR
-
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     mode = parser.add_mutually_exclusive_group(required=True)
     mode.add_argument("--images", type=int, help="corpus size for the crawl-vs-raw benchmark")
@@ -94,32 +94,28 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     add_model_args(parser)
     parser.set_defaults(model_pack=str(SHARED_DIR / "models"), detector_file=DEFAULT_DETECTOR,
                         embedder_file=DEFAULT_EMBEDDER)
+    add_logging_args(parser)
     return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> dict:
-    from vipwatch.cli import setup_logging
-
     for key, value in {"RAY_DATA_DISABLE_PROGRESS_BARS": "1", "AWS_EC2_METADATA_DISABLED": "true",
                        "RAY_AUTH_MODE": "disabled"}.items():
         os.environ.setdefault(key, value)
     args = parse_args(argv)
-    setup_logging()
-    if args.gallery_cosines:
-        from core.config import SHARED_DIR
-        from vipwatch.bench.gallery_scale import measure_cosine_stats
+    setup_logging(args.json_logs)
+    # lazy: Ray Data reads the environment set above when it is first imported.
+    from index.faiss_index import gpu_count
+    from vipwatch.bench.crawl_vs_raw import image_benchmark
+    from vipwatch.bench.gallery_scale import gallery_benchmark, measure_cosine_stats
 
+    if args.gallery_cosines:
         report = {"mode": "gallery_cosines", "embedder": args.embedder_file,
                   **measure_cosine_stats(str(Path(args.model_pack) / args.embedder_file),
                                          str(SHARED_DIR / "data" / "faces_aligned"))}
     elif args.images:
-        from vipwatch.bench.crawl_vs_raw import image_benchmark
-
         report = image_benchmark(args)
     else:
-        from index.faiss_index import gpu_count
-        from vipwatch.bench.gallery_scale import gallery_benchmark
-
         def numbers(text: str) -> list[int]:
             return [int(value) for value in text.split(",") if value]
 

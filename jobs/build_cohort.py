@@ -15,7 +15,7 @@ from core import storage
 from core.config import StorageConfig
 from index.cohort import cohort_root, embedder_directory
 from operators.face_analyzer import FaceAnalyzer
-from vipwatch.cli import add_model_args, model_config, setup_logging
+from vipwatch.cli import add_model_args, model_config, parse_job_args
 from vipwatch.evaluation.cohort_build import build_cohort
 
 log = logging.getLogger("jobs.build_cohort")
@@ -27,8 +27,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--max-lfw-photos", type=int, default=None, help="a fixed subset of the LFW cohort photos")
     parser.add_argument("--cache", default=None, help="embedding cache directory ('' for none)")
     add_model_args(parser)
-    args = parser.parse_args(argv)
-    setup_logging()
+    args = parse_job_args(parser, argv)
     analyzer = FaceAnalyzer(model_config(args), storage=StorageConfig(), context_crops=False)
     cohort = build_cohort(analyzer, cache_dir=args.cache, max_lfw_photos=args.max_lfw_photos)
     out = args.out or storage.join(cohort_root(), embedder_directory(analyzer.pack.embedder_id))

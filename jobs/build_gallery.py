@@ -6,7 +6,7 @@ import json
 import logging
 
 from vipwatch.enrol import enroll
-from vipwatch.cli import add_model_args, model_config, setup_logging
+from vipwatch.cli import add_model_args, model_config, parse_job_args
 
 log = logging.getLogger("jobs.build_gallery")
 
@@ -22,10 +22,8 @@ def main(argv: list[str] | None = None) -> dict:
                              "$VIPWATCH_COHORTS), a cohort URI, or none")
     parser.add_argument("--target-fpir", type=float, default=0.01)
     parser.add_argument("--max-per-identity", type=int, default=None, help="enroll only the first N images each")
-    parser.add_argument("--json-logs", action="store_true")
     add_model_args(parser)
-    args = parser.parse_args(argv)
-    setup_logging(args.json_logs)
+    args = parse_job_args(parser, argv)
     enrolment = enroll(args.images, model_config(args), aligned=args.aligned, target_fpir=args.target_fpir,
                        impostors=args.impostors, max_per_identity=args.max_per_identity, cohort=args.cohort)
     version_uri = enrolment.gallery.save(args.out)

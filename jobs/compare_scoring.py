@@ -14,7 +14,7 @@ import logging
 import numpy as np
 
 from operators.face_analyzer import FaceAnalyzer
-from vipwatch.cli import add_model_args, model_config, setup_logging
+from vipwatch.cli import add_model_args, model_config, parse_job_args
 from vipwatch.evaluation import splits
 from vipwatch.evaluation.face_embeddings import FaceSet, embed_faces, list_identity_images
 from vipwatch.evaluation.score_variants import VARIANTS, evaluate_variant
@@ -36,8 +36,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--max-cohort-photos", type=int, default=None)
     parser.add_argument("--cache", default=None)
     add_model_args(parser)
-    args = parser.parse_args(argv)
-    setup_logging()
+    args = parse_job_args(parser, argv)
     photos = FaceAnalyzer(model_config(args), context_crops=False)
     crops = FaceAnalyzer(photos.model_config, aligned=True, pack=photos.pack, context_crops=False)
     lfw = splits.cohort_lfw_photos()

@@ -8,7 +8,7 @@ import argparse
 import json
 import logging
 
-from vipwatch.cli import add_forgery_args, add_model_args, forgery_config, model_config, setup_logging
+from vipwatch.cli import add_forgery_args, add_logging_args, add_model_args, forgery_config, model_config, setup_logging
 from core.config import CrawlConfig, RayResources
 from vipwatch.crawl.run import run_crawl
 from vipwatch.crawl.summary import summarise, summary_line
@@ -35,8 +35,7 @@ def parse_config(argv: list[str] | None = None) -> tuple[CrawlConfig, argparse.N
     parser.add_argument("--separate-pools", action="store_true",
                         help="one actor pool per face stage instead of analyzer + matcher (+ CPU forgery) in one "
                              "(e.g. a very large gallery whose search should not hold a GPU actor)")
-    parser.add_argument("--json-logs", action="store_true",
-                        help="one JSON object per log line on stderr (implies --no-progress)")
+    add_logging_args(parser, also="; implies --no-progress")
     parser.add_argument("--no-progress", action="store_true",
                         help="no Ray Data progress bars (also: RAY_DATA_DISABLE_PROGRESS_BARS=1)")
     add_model_args(parser)

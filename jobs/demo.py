@@ -18,7 +18,7 @@ import pyarrow.fs as pafs
 
 from vipwatch.enrol import enroll
 from core import storage
-from vipwatch.cli import setup_logging
+from vipwatch.cli import parse_job_args
 from core.config import REPO_ROOT, SHARED_DIR, CrawlConfig, ModelPackConfig
 from vipwatch.crawl.run import run_crawl
 from vipwatch.s3server import LocalS3Server
@@ -63,8 +63,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--model-pack", default=ModelPackConfig().pack)
     parser.add_argument("--keep", default=str(REPO_ROOT / "out" / "demo"), help="local copy of the results")
-    args = parser.parse_args(argv)
-    setup_logging()
+    args = parse_job_args(parser, argv)
     model = ModelPackConfig(pack=args.model_pack)
     with tempfile.TemporaryDirectory() as tmp, LocalS3Server() as server:
         log.info("local S3 server at %s", server.endpoint_url)

@@ -18,7 +18,7 @@ from core import storage
 from core.config import StorageConfig
 from index.gallery import Gallery
 from operators.face_analyzer import FaceAnalyzer
-from vipwatch.cli import add_model_args, model_config, setup_logging
+from vipwatch.cli import add_model_args, model_config, parse_job_args
 from vipwatch.evaluation.face_embeddings import embed_faces, list_identity_images
 from vipwatch.evaluation.identification import evaluate_identification
 
@@ -34,8 +34,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--cache", default=None, help="embedding cache directory ('' for none)")
     parser.add_argument("--bootstrap", type=int, default=1000, help="bootstrap rounds")
     add_model_args(parser)
-    args = parser.parse_args(argv)
-    setup_logging()
+    args = parse_job_args(parser, argv)
     storage_config = StorageConfig()
     gallery = Gallery.load(args.gallery, storage_config)
     analyzer = FaceAnalyzer(model_config(args), aligned=args.aligned, storage=storage_config, context_crops=False)

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from core.config import SHARED_DIR
 from operators.face_analyzer import FaceAnalyzer
-from vipwatch.cli import add_forgery_args, add_model_args, forgery_config, model_config, setup_logging
+from vipwatch.cli import add_forgery_args, add_model_args, forgery_config, model_config, parse_job_args
 from vipwatch.evaluation import forgery_benchmark as bench
 from vipwatch.evaluation.forgery_families import FAMILIES
 
@@ -48,8 +48,7 @@ def main(argv: list[str] | None = None) -> dict:
     # The benchmark's default pack is the ONNX one from ../shared (fast on 2 cores).
     parser.set_defaults(model_pack=str(SHARED_DIR / "models"), detector_file="scrfd_500m_kps.onnx",
                         embedder_file="mobilefacenet_128.onnx")
-    args = parser.parse_args(argv)
-    setup_logging()
+    args = parse_job_args(parser, argv)
     analyzer = FaceAnalyzer(model_config(args), threads=1)
     report = bench.run(Path(args.cache_dir), analyzer, forgery_config(args), args.per_family, args.authentic_lfw,
                        args.seed, args.enrolled, tuple(args.families.split(",")), args.prior, args.target_fpr,

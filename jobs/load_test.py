@@ -22,6 +22,8 @@ from urllib.parse import urlparse
 import numpy as np
 import requests
 
+from vipwatch.cli import parse_job_args
+
 MAX_REQUESTS = 10_000
 MAX_SECONDS = 600.0
 
@@ -86,7 +88,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--requests", type=int, default=100, help=f"per level (at most {MAX_REQUESTS})")
     parser.add_argument("--max-seconds", type=float, default=60.0, help=f"per level (at most {MAX_SECONDS:.0f})")
     parser.add_argument("--warmup", type=int, default=2, help="untimed requests before the first level")
-    args = parser.parse_args(argv)
+    args = parse_job_args(parser, argv)
     url = loopback_url(args.url)
     levels = [int(c) for c in args.concurrency.split(",") if c.strip()]
     if not levels or min(levels) < 1 or max(levels) > 64:

@@ -9,6 +9,7 @@ import argparse
 import json
 
 from vipwatch.evaluation.protocols import write_protocols
+from vipwatch.cli import parse_job_args
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -17,7 +18,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--nonmated-people", type=int, default=1000, help="LFW check-side people as non-mated probes")
     parser.add_argument("--nonmated-per-person", type=int, default=1)
     parser.add_argument("--g100-people", type=int, default=110)
-    args = parser.parse_args(argv)
+    args = parse_job_args(parser, argv)
     counts = write_protocols(args.out, args.nonmated_people, args.nonmated_per_person, args.g100_people)
     summary = {"out": args.out, **counts}
     print(json.dumps(summary))

@@ -1,267 +1,20 @@
 """python -m jobs.report --results URI --gallery URI --out report.html [--labels CSV] [--max-alerts N]
 
-A static, self-contained HTML report of a crawl for analysts: per alert (a VIP face flagged as
-a suspected forgery) the face crop beside the VIP's reference crops, scores, reasons and source;
-counts per identity; score histograms; ROC when labels (CSV ``uri,label``, 1 = fake) are given.
-Images are inline ``data:`` URIs and a Content-Security-Policy forbids any fetch, so the file
-can be mailed or archived as is. Every string from the data is HTML-escaped (URIs and reasons
-come from crawled content).
+A static, self-contained HTML report of a crawl for analysts (vipwatch/report/): per alert the
+face crop beside the VIP's reference crops, scores, reasons and source; counts per identity;
+score histograms; ROC when labels (CSV ``uri,label``, 1 = fake) are given.
 """
 from __future__ import annotations
 
 import argparse
-import base64
-import csv
-import hashlib
-import html
-import io
 import json
 import logging
-from collections import Counter
-from datetime import datetime, timezone
-from typing import Optional
-
-import numpy as np
-import pyarrow.fs as pafs
 
 from core import storage
-from vipwatch.crawl.alerts import ALERTS_DIR, ALERT_SCHEMA, read_alerts
-from vipwatch.cli import setup_logging
-from vipwatch.crawl.summary import media_verdicts, read_results
+from vipwatch.cli import parse_job_args
+from vipwatch.report.render import render
 
 log = logging.getLogger("jobs.report")
-REFERENCES_PER_VIP = 4
-RESULT_COLUMNS = ["image_uri", "status", "error", "identity_id", "forgery_identity_id", "match_score",
-                  "forgery_score", "verdict"]
-
-# Marks the page once every <img> has decoded (a headless browser's --dump-dom shows it).
-IMAGE_CHECK = """
-window.addEventListener('load', function () {
-  var images = Array.prototype.slice.call(document.images);
-  var loaded = images.filter(function (i) { return i.complete && i.naturalWidth > 0; }).length;
-  document.body.setAttribute('data-images-total', String(images.length));
-  document.body.setAttribute('data-images-loaded', String(loaded));
-});
-"""
-STYLE = """
-body { font-family: sans-serif; margin: 24px; color: #222; }
-table { border-collapse: collapse; margin: 8px 0 20px; }
-td, th { border: 1px solid #ccc; padding: 4px 8px; text-align: left; vertical-align: top; }
-.alert { border: 2px solid #c0392b; border-radius: 6px; padding: 10px; margin: 12px 0; }
-.faces img { width: 112px; height: 112px; margin-right: 6px; }
-.probe { outline: 3px solid #c0392b; }
-code { word-break: break-all; }
-.charts img { max-width: 600px; margin-right: 12px; }
-"""
-
-
-# Only this script may run (by hash): were escaping ever to miss, injected markup could not execute.
-SCRIPT_HASH = base64.b64encode(hashlib.sha256(IMAGE_CHECK.encode("utf-8")).digest()).decode("ascii")
-CSP = f"default-src 'none'; img-src data:; style-src 'unsafe-inline'; script-src 'sha256-{SCRIPT_HASH}'"
-
-
-def esc(value) -> str:
-    return html.escape("" if value is None else str(value), quote=True)
-
-
-def data_uri(payload: bytes, mime: str) -> str:
-    return f"data:{mime};base64,{base64.b64encode(payload).decode('ascii')}"
-
-
-def read_job_alerts(results_uri: str, storage_config=None):
-    """Alerts of a job directory, or of every job below an output root."""
-    import pyarrow as pa
-
-    direct = read_alerts(results_uri, storage_config)
-    if direct.num_rows or storage.exists(storage.join(results_uri, ALERTS_DIR), storage_config):
-        return direct
-    filesystem, path = storage.resolve(results_uri, storage_config)
-    children = [info for info in filesystem.get_file_info(pafs.FileSelector(path, allow_not_found=True))
-                if info.type == pafs.FileType.Directory and not info.base_name.startswith(("_", "."))]
-    tables = [read_alerts(storage.to_uri(filesystem, info.path), storage_config) for info in children]
-    return pa.concat_tables([t for t in tables if t.num_rows] or [ALERT_SCHEMA.empty_table()])
-
-
-def read_labels(path: Optional[str]) -> dict[str, int]:
-    if not path:
-        return {}
-    with open(path, newline="") as handle:
-        return {storage.normalise(row["uri"]): int(row["label"]) for row in csv.DictReader(handle)}
-
-
-def png(figure) -> bytes:
-    sink = io.BytesIO()
-    figure.savefig(sink, format="png", dpi=90, bbox_inches="tight")
-    return sink.getvalue()
-
-
-def histograms(faces: list[dict]) -> list[tuple[str, bytes]]:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    charts = []
-    figure, axis = plt.subplots(figsize=(6, 3.2))
-    bins = np.linspace(0, 1, 21)
-    for verdict, colour in (("authentic", "#2e86de"), ("suspected_forgery", "#c0392b"), ("unverified", "#999999")):
-        scores = [f["forgery_score"] for f in faces if f["verdict"] == verdict and f["forgery_score"] is not None]
-        if scores:
-            axis.hist(scores, bins=bins, alpha=0.6, color=colour, label=f"{verdict} ({len(scores)})")
-    axis.set_xlabel("forgery_score")
-    axis.set_ylabel("faces")
-    axis.set_title("Forgery scores by verdict")
-    axis.legend(fontsize=8)
-    charts.append(("Forgery scores by verdict", png(figure)))
-    plt.close(figure)
-
-    figure, axis = plt.subplots(figsize=(6, 3.2))
-    scores = [f["match_score"] for f in faces if f["match_score"] is not None]
-    axis.hist(scores, bins=30, color="#16a085")
-    axis.set_xlabel("match_score (cosine to the best identity)")
-    axis.set_ylabel("faces")
-    axis.set_title("Match scores")
-    charts.append(("Match scores", png(figure)))
-    plt.close(figure)
-    return charts
-
-
-def roc(faces: list[dict], labels: dict[str, int]) -> tuple[Optional[bytes], dict]:
-    """ROC of forgery_score over labelled faces, all faces and VIP-checked faces."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    from sklearn.metrics import roc_curve
-
-    from vipwatch.forgery_metrics import report
-
-    metrics, curves = {}, []
-    for name, keep in (("all faces", lambda f: True), ("VIP faces", lambda f: f["forgery_identity_id"] is not None)):
-        chosen = [f for f in faces if f["forgery_score"] is not None and keep(f)
-                  and storage.normalise(f["image_uri"]) in labels]
-        y = np.array([labels[storage.normalise(f["image_uri"])] for f in chosen], np.int64)
-        s = np.array([f["forgery_score"] for f in chosen], np.float64)
-        metrics[name] = report(y, s, probability=False)
-        if metrics[name]["auc"] is not None:
-            fpr, tpr, _ = roc_curve(y, s)
-            curves.append((name, fpr, tpr, metrics[name]["auc"]))
-    if not curves:
-        return None, metrics
-    figure, axis = plt.subplots(figsize=(4.2, 4))
-    for name, fpr, tpr, auc in curves:
-        axis.plot(fpr, tpr, label=f"{name} (AUC {auc:.3f})")
-    axis.plot([0, 1], [0, 1], color="#bbb", linestyle="--")
-    axis.set_xlabel("false positive rate")
-    axis.set_ylabel("true positive rate")
-    axis.set_title("ROC (forgery_score vs labels)")
-    axis.legend(fontsize=8, loc="lower right")
-    image = png(figure)
-    plt.close(figure)
-    return image, metrics
-
-
-def reference_crops(gallery, identity: str, limit: int = REFERENCES_PER_VIP) -> list[bytes]:
-    table = gallery.references
-    crops = [jpeg for owner, jpeg in zip(table.column("identity_id").to_pylist(),
-                                         table.column("aligned_face_jpeg").to_pylist()) if owner == identity and jpeg]
-    return crops[:limit]
-
-
-def table_html(header: list[str], rows: list[list]) -> str:
-    head = "".join(f"<th>{esc(h)}</th>" for h in header)
-    body = "".join("<tr>" + "".join(f"<td>{esc(c)}</td>" for c in row) + "</tr>" for row in rows)
-    return f"<table><tr>{head}</tr>{body}</table>"
-
-
-def alert_html(alert: dict, references: list[bytes], display_name: str) -> str:
-    crop = (f'<img class="probe" alt="flagged face" src="{data_uri(alert["face_jpeg"], "image/jpeg")}">'
-            if alert["face_jpeg"] else "<span>(no crop)</span>")
-    refs = "".join(f'<img alt="reference of {esc(alert["vip_identity_id"])}" src="{data_uri(r, "image/jpeg")}">'
-                   for r in references) or "<span>(no reference crops in the gallery)</span>"
-    frame = "" if alert["frame_index"] is None else f" frame {esc(alert['frame_index'])} ({esc(alert['timestamp_s'])} s)"
-    signals = ", ".join(f"{esc(s['name'])}={s['value']:.3f}" for s in alert["forgery_signals"] or [])
-    reasons = "".join(f"<li>{esc(r)}</li>" for r in alert["reasons"] or [])
-    match = "-" if alert["match_score"] is None else f"{alert['match_score']:.3f}"
-    return f"""<div class="alert">
-<h3>{esc(display_name)} <small>({esc(alert["vip_identity_id"])})</small>: forgery score {alert["forgery_score"]:.3f}</h3>
-<div class="faces">{crop} <span>vs references:</span> {refs}</div>
-<p>source: <code>{esc(alert["image_uri"])}</code>{frame}, face {esc(alert["face_index"])};
-matched identity: {esc(alert["identity_id"] or "none")} (match score {match},
-threshold {"-" if alert["match_threshold"] is None else f"{alert['match_threshold']:.3f}"})</p>
-<ul>{reasons}</ul>
-<p><small>signals: {signals}<br>model: {esc(alert["forgery_model"])}; gallery {esc(alert["gallery_version"])};
-job {esc(alert["job_id"])}</small></p>
-</div>"""
-
-
-def render(results_uri: str, gallery_uri: str, labels_path: Optional[str] = None, max_alerts: int = 200,
-           storage_config=None) -> tuple[str, dict]:
-    from index.gallery import Gallery
-
-    gallery = Gallery.load(gallery_uri, storage_config)
-    names = dict(zip(gallery.identities.column("identity_id").to_pylist(),
-                     gallery.identities.column("display_name").to_pylist()))
-    rows = read_results(results_uri, RESULT_COLUMNS, storage_config).to_pylist()
-    faces = [r for r in rows if r["status"] == "ok"]
-    alerts = sorted(read_job_alerts(results_uri, storage_config).to_pylist(),
-                    key=lambda a: (-(a["forgery_score"] or 0), a["image_uri"], a["face_index"] or 0))
-    labels = read_labels(labels_path)
-
-    identified = Counter(f["identity_id"] for f in faces if f["identity_id"])
-    checked = Counter(f["forgery_identity_id"] for f in faces if f["forgery_identity_id"])
-    alerted = Counter(a["vip_identity_id"] for a in alerts)
-    errors = Counter((r["error"] or "").split(":")[0] for r in rows if r["status"] == "error")
-    per_identity = [[names.get(i, i), i, identified.get(i, 0), checked.get(i, 0), alerted.get(i, 0)]
-                    for i in sorted(set(identified) | set(checked) | set(alerted),
-                                    key=lambda i: (-alerted.get(i, 0), -identified.get(i, 0), i))]
-    figures = {"images": len({r["image_uri"] for r in rows}), "faces": len(faces),
-               "vip_matches": sum(identified.values()), "alerts": len(alerts),
-               "error_images": len({r["image_uri"] for r in rows if r["status"] == "error"})}
-    charts = histograms(faces)
-    roc_png, roc_metrics = roc(faces, labels) if labels else (None, {})
-
-    parts = [f"<h1>vipwatch report</h1><p>results <code>{esc(results_uri)}</code>; gallery "
-             f"<code>{esc(gallery_uri)}</code> ({esc(gallery.version)}); generated "
-             f"{esc(datetime.now(timezone.utc).isoformat(timespec='seconds'))}</p>",
-             "<h2>Summary</h2>" + table_html(list(figures), [list(figures.values())])]
-    parts.append(f"<h2 id=\"alerts\">Alerts ({len(alerts)})</h2>")
-    if not alerts:
-        parts.append("<p>No VIP face was flagged as a suspected forgery.</p>")
-    for alert in alerts[:max_alerts]:
-        vip = alert["vip_identity_id"]
-        parts.append(alert_html(alert, reference_crops(gallery, vip), names.get(vip, vip)))
-    if len(alerts) > max_alerts:
-        parts.append(f"<p>{len(alerts) - max_alerts} more alerts not shown (--max-alerts).</p>")
-    videos = media_verdicts(results_uri, storage_config)["videos"]
-    if videos:
-        # One verdict per video, from its face tracks (vipwatch/video_verdicts.py).
-        parts.append(f"<h2>Videos ({len(videos)})</h2>" + table_html(
-            ["video", "verdict", "tracks flagged / judged", "tracks", "sampled frames", "faces"],
-            [[v["image_uri"], v["verdict"], f"{v['flagged_tracks']} / {v['judged_tracks']}", v["tracks"], v["frames"],
-              v["faces"]] for v in videos]))
-    figures["suspected_videos"] = sum(v["verdict"] == "suspected_forgery" for v in videos)
-    parts.append("<h2>Faces per identity</h2>" + table_html(
-        ["name", "identity_id", "matched faces", "faces checked for forgery", "alerts"], per_identity))
-    if errors:
-        parts.append("<h2>Errors</h2>" + table_html(["reason", "images"], sorted(errors.items())))
-    parts.append('<h2>Score distributions</h2><div class="charts">' + "".join(
-        f'<img alt="{esc(title)}" src="{data_uri(image, "image/png")}">' for title, image in charts) + "</div>")
-    if labels:
-        parts.append("<h2>ROC against labels</h2>")
-        if roc_png:
-            parts.append(f'<div class="charts"><img alt="ROC" src="{data_uri(roc_png, "image/png")}"></div>')
-        parts.append(table_html(["faces", "real", "fake", "AUC", "EER", "TPR at 1% FPR"],
-                                [[name, m["real"], m["fake"], *(("-" if m[k] is None else f"{m[k]:.3f}")
-                                                                for k in ("auc", "eer", "tpr_at_fpr_1pct"))]
-                                 for name, m in roc_metrics.items()]))
-    page = f"""<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8">
-<meta http-equiv="Content-Security-Policy" content="{CSP}">
-<title>vipwatch report</title><style>{STYLE}</style><script>{IMAGE_CHECK}</script></head>
-<body>{''.join(parts)}</body></html>
-"""
-    return page, {**figures, "roc": roc_metrics}
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -271,9 +24,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--out", required=True, help="HTML file to write (local path or s3://)")
     parser.add_argument("--labels", default=None, help="optional CSV uri,label (1 = fake) for the ROC")
     parser.add_argument("--max-alerts", type=int, default=200)
-    parser.add_argument("--json-logs", action="store_true")
-    args = parser.parse_args(argv)
-    setup_logging(args.json_logs)
+    args = parse_job_args(parser, argv)
     page, figures = render(args.results, args.gallery, args.labels, args.max_alerts)
     storage.write_bytes(args.out, page.encode("utf-8"))
     log.info("report written to %s (%d alerts, %d bytes)", args.out, figures["alerts"], len(page))

@@ -12,7 +12,7 @@ import logging
 import signal
 import threading
 
-from vipwatch.cli import add_forgery_args, add_model_args, forgery_config, model_config, setup_logging
+from vipwatch.cli import add_forgery_args, add_logging_args, add_model_args, forgery_config, model_config, setup_logging
 from core.config import ServeConfig
 
 log = logging.getLogger("jobs.serve")
@@ -36,7 +36,7 @@ def parse_config(argv: list[str] | None = None) -> tuple[ServeConfig, argparse.N
     parser.add_argument("--active-gallery-pointer", default=None, metavar="URI",
                         help="object recording the gallery an admin reload made active, so a restart keeps it")
     parser.add_argument("--public-docs", action="store_true", help="serve /docs and /openapi.json without a key")
-    parser.add_argument("--json-logs", action="store_true")
+    add_logging_args(parser)
     add_model_args(parser)
     add_forgery_args(parser)
     args = parser.parse_args(argv)

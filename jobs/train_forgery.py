@@ -9,7 +9,7 @@ import json
 
 from operators.forgery.sbi_model import BACKBONES
 from vipwatch.training.sbi_train import TrainOptions, run_training
-from vipwatch.cli import add_model_args, model_config, setup_logging
+from vipwatch.cli import add_model_args, model_config, parse_job_args
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -31,10 +31,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--use-gpu", action="store_true")
     parser.add_argument("--cpus-per-worker", type=float, default=1.0)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--json-logs", action="store_true")
     add_model_args(parser)
-    args = parser.parse_args(argv)
-    setup_logging(args.json_logs)
+    args = parse_job_args(parser, argv)
     manifest = run_training(TrainOptions(
         real=args.real, out=args.out, aligned=args.aligned, model=model_config(args), epochs=args.epochs,
         image_size=args.image_size, backbone=args.backbone, batch_size=args.batch_size, lr=args.lr,

@@ -14,7 +14,7 @@ import time
 from core import storage
 from core.config import StorageConfig
 from operators.face_analyzer import FaceAnalyzer
-from vipwatch.cli import add_model_args, model_config, setup_logging
+from vipwatch.cli import add_model_args, model_config, parse_job_args
 from vipwatch.evaluation.verification import verify_pairs
 
 log = logging.getLogger("jobs.verify_pairs")
@@ -28,8 +28,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--cache", default=None, help="embedding cache directory ('' for none; "
                                                       "default $VIPWATCH_CACHE/faces or ~/.cache/vipwatch/faces)")
     add_model_args(parser)
-    args = parser.parse_args(argv)
-    setup_logging()
+    args = parse_job_args(parser, argv)
     storage_config = StorageConfig()
     analyzer = FaceAnalyzer(model_config(args), aligned=args.aligned, storage=storage_config, context_crops=False)
     folds = {int(f) for f in args.folds.split(",")} if args.folds else None

@@ -85,7 +85,7 @@ def onnx_gallery(enrol_root, onnx_aligned_analyzer, tmp_path_factory):
 @pytest.fixture(scope="session")
 def swap_dir(tmp_path_factory):
     """Classical face swaps of faces_aligned identities (jobs.make_swaps): real/<id>/, fake/<id>/."""
-    from jobs.make_swaps import make_swaps
+    from vipwatch.evaluation.swaps import make_swaps
 
     out = tmp_path_factory.mktemp("scorer_swaps")
     make_swaps(str(FACES_ALIGNED), str(out), per_identity=2, seed=2)

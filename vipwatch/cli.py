@@ -1,4 +1,4 @@
-"""Shared command-line options, so every job spells model-pack and storage options the same way."""
+"""Shared command-line options and logging set-up, so every job spells them the same way."""
 from __future__ import annotations
 
 import argparse
@@ -68,3 +68,17 @@ def setup_logging(json_logs: bool = False) -> None:
     else:
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     logging.basicConfig(level=logging.INFO, handlers=[handler], force=True)
+
+
+def add_logging_args(parser: argparse.ArgumentParser, also: str = "") -> None:
+    parser.add_argument("--json-logs", action="store_true",
+                        help="every vipwatch log line on stderr as one JSON object (also VIPWATCH_JSON_LOGS=1)" + also)
+
+
+def parse_job_args(parser: argparse.ArgumentParser, argv: list[str] | None = None) -> argparse.Namespace:
+    """Every job's arguments, --json-logs included, parsed; logging set up from them."""
+    if "--json-logs" not in parser._option_string_actions:
+        add_logging_args(parser)
+    args = parser.parse_args(argv)
+    setup_logging(args.json_logs)
+    return args

@@ -106,7 +106,7 @@ def test_remove_identity(onnx_gallery, tmp_path):
 
 
 def test_remove_unknown_identity_is_refused(onnx_gallery, tmp_path):
-    from jobs.remove_identity import remove_identity
+    from index.removal import remove_identity
 
     with pytest.raises(GalleryError, match="not in gallery"):
         remove_identity(onnx_gallery, "nobody_by_this_name", str(tmp_path / "out"))

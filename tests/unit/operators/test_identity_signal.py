@@ -6,7 +6,7 @@ from sklearn.metrics import roc_auc_score
 
 from vipwatch.enrol import embed_images
 from index.gallery import Gallery
-from jobs.make_swaps import make_swaps
+from vipwatch.evaluation.swaps import make_swaps
 from operators.decode import ImageDecoder
 from operators.forgery.identity_signal import IdentityReferences, region_embeddings
 from tests.support.shared_data import FACES_ALIGNED

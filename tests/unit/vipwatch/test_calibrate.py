@@ -4,13 +4,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from jobs.calibrate import IDENTITY_FEATURES, calibrate
+from vipwatch.evaluation.calibrate import IDENTITY_FEATURES, calibrate
 from operators.forgery.fusion import FusionModel
 
 
 @pytest.fixture(scope="module")
 def signal_frame(onnx_gallery, onnx_analyzer, tmp_path_factory):
-    from jobs.make_swaps import make_swaps
+    from vipwatch.evaluation.swaps import make_swaps
     from operators.face_analyzer import FaceAnalyzer
     from operators.forgery.scorer import ForgeryScorer
     from operators.matcher import GalleryMatcher
@@ -18,7 +18,7 @@ def signal_frame(onnx_gallery, onnx_analyzer, tmp_path_factory):
     from operators.runner import ChainRunner
     from tests.support.shared_data import FACES_ALIGNED, MODELS
     from core.config import ForgeryConfig
-    from vipwatch.forgery_runs import labelled_uris, score_labelled
+    from vipwatch.evaluation.forgery_runs import labelled_uris, score_labelled
 
     out = tmp_path_factory.mktemp("calib_swaps")
     make_swaps(str(FACES_ALIGNED), str(out), per_identity=5, seed=5)

@@ -3,8 +3,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from vipwatch.forgery_metrics import equal_error_rate, expected_calibration_error, report, tpr_at_fpr
-from vipwatch.video_verdicts import video_verdicts
+from vipwatch.evaluation.forgery_metrics import equal_error_rate, expected_calibration_error, report, tpr_at_fpr
+from vipwatch.evaluation.video_verdicts import video_verdicts
 
 
 def test_metrics_on_four_points():

@@ -4,7 +4,7 @@ import csv
 import cv2
 import numpy as np
 
-from jobs.make_swaps import make_swaps
+from vipwatch.evaluation.swaps import make_swaps
 from tests.support.shared_data import ENROLLED_PER_IDENTITY, FACES_ALIGNED
 
 
