@@ -13,6 +13,13 @@ STATUS_OK = "ok"
 STATUS_NO_FACE = "no_face"
 STATUS_ERROR = "error"
 
+VERDICT_AUTHENTIC = "authentic"
+VERDICT_SUSPECTED = "suspected_forgery"
+# No VIP involved: the generic score only, never a verdict on anyone.
+VERDICT_UNVERIFIED = "unverified"
+# Verdicts of faces checked against a VIP's references.
+VIP_VERDICTS = (VERDICT_AUTHENTIC, VERDICT_SUSPECTED)
+
 CANDIDATE = pa.struct([("identity_id", pa.string()), ("score", pa.float32())])
 SIGNAL = pa.struct([("name", pa.string()), ("value", pa.float32())])
 

@@ -22,6 +22,7 @@ from urllib.parse import urlparse
 import numpy as np
 import requests
 
+from core.schema import STATUS_NO_FACE, STATUS_OK
 from vipwatch.cli import parse_job_args
 
 MAX_REQUESTS = 10_000
@@ -58,7 +59,7 @@ def run_level(url: str, key: str, image: bytes, name: str, concurrency: int, tot
             started = time.perf_counter()
             try:
                 response = session.post(f"{url}/v1/analyze", files={"image": (name, image)}, timeout=120)
-                ok = response.status_code == 200 and response.json().get("status") in ("ok", "no_face")
+                ok = response.status_code == 200 and response.json().get("status") in (STATUS_OK, STATUS_NO_FACE)
                 problem = None if ok else f"HTTP {response.status_code}: {response.text[:200]}"
             except (requests.RequestException, ValueError) as exc:
                 problem = f"{type(exc).__name__}: {exc}"

@@ -21,8 +21,8 @@ from operators.forgery.identity_signal import SIGNALS, CandidateKind, IdentityRe
 from operators.forgery.quality import gate_reason, inter_ocular_px, sharpness
 from core.config import ForgeryConfig, ModelPackConfig, StorageConfig
 from core.schema import ALIGNED_SIZE, CONTEXT_SIZE, STATUS_OK, WORK_SCHEMA, set_columns
+from core.schema import VERDICT_AUTHENTIC as AUTHENTIC, VERDICT_SUSPECTED as SUSPECTED, VERDICT_UNVERIFIED as UNVERIFIED
 
-AUTHENTIC, SUSPECTED, UNVERIFIED = "authentic", "suspected_forgery", "unverified"
 ARTEFACT_REASON_AT = 0.5
 
 

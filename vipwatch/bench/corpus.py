@@ -10,6 +10,9 @@ from pathlib import Path
 
 import numpy as np
 
+from core.schema import STATUS_OK
+from operators.decode import ImageDecoder, pixels_of
+
 log = logging.getLogger(__name__)
 
 PHOTOS_SUBDIR = ("data", "photos")
@@ -67,10 +70,8 @@ def _encode(rgb: np.ndarray, fmt: str, quality: int) -> bytes:
 
 def _has_face(data: bytes, pack) -> bool:
     """Whether the crawl would find a face: its own decoder, then the pack's detector."""
-    from operators.decode import ImageDecoder, pixels_of
-
     row = ImageDecoder().decode_one("corpus", data)[0]
-    return row["status"] == "ok" and len(pack.detect(pixels_of(row))) > 0
+    return row["status"] == STATUS_OK and len(pack.detect(pixels_of(row))) > 0
 
 
 def _resize_long_side(rgb: np.ndarray, long_side: int) -> np.ndarray:

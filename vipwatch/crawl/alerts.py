@@ -23,10 +23,9 @@ import pyarrow.parquet as pq
 
 from core import storage
 from core.images import encode_jpeg
-from core.schema import ALIGNED_SIZE, OUTPUT_SCHEMA, STATUS_OK, to_output
+from core.schema import ALIGNED_SIZE, OUTPUT_SCHEMA, STATUS_OK, VERDICT_SUSPECTED, to_output
 
 ALERTS_DIR = "_alerts"
-SUSPECTED = "suspected_forgery"
 
 # Output columns an alert keeps (no embedding: re-match from the results if needed).
 ALERT_OUTPUT_COLUMNS = [
@@ -52,7 +51,7 @@ def alert_table(work: pa.Table) -> pa.Table:
     or a weak / inner-face candidate, since a swap of X often does not match X as a whole face."""
     vip = work.column("forgery_identity_id") if "forgery_identity_id" in work.column_names else None
     vip = pc.coalesce(vip, work.column("identity_id")) if vip is not None else work.column("identity_id")
-    flagged = pc.and_(pc.and_(pc.equal(work.column("status"), STATUS_OK), pc.equal(work.column("verdict"), SUSPECTED)),
+    flagged = pc.and_(pc.and_(pc.equal(work.column("status"), STATUS_OK), pc.equal(work.column("verdict"), VERDICT_SUSPECTED)),
                       pc.is_valid(vip))
     flagged = pc.fill_null(flagged, False)
     if not pc.any(flagged).as_py():

@@ -6,7 +6,10 @@ from collections import Counter
 import pyarrow.dataset as pads
 
 from core import storage
+from core.schema import STATUS_ERROR, STATUS_NO_FACE, STATUS_OK, VERDICT_SUSPECTED
 from vipwatch.crawl.alerts import read_alerts
+
+SUMMARY_COLUMNS = ["image_uri", "status", "identity_id", "verdict", "error"]
 
 
 def read_results(output_uri: str, columns: list[str] | None = None, storage_config=None):
@@ -14,22 +17,29 @@ def read_results(output_uri: str, columns: list[str] | None = None, storage_conf
     return pads.dataset(path, filesystem=filesystem, format="parquet").to_table(columns=columns)
 
 
-def summarise(output_uri: str, seconds: float, inputs: int, storage_config=None) -> dict:
-    table = read_results(output_uri, ["image_uri", "status", "identity_id", "verdict", "error"], storage_config)
-    rows = table.to_pylist()
+def count_rows(rows: list[dict]) -> dict:
+    """The counts every account of a crawl gives (the job's summary, the report), from result
+    rows with at least image_uri, status, error, identity_id and verdict."""
     images = {r["image_uri"] for r in rows}
-    faces = [r for r in rows if r["status"] == "ok"]
+    faces = [r for r in rows if r["status"] == STATUS_OK]
     identified = Counter(r["identity_id"] for r in faces if r["identity_id"])
-    errors = Counter((r["error"] or "").split(":")[0] for r in rows if r["status"] == "error")
+    errors = Counter((r["error"] or "").split(":")[0] for r in rows if r["status"] == STATUS_ERROR)
     return {
-        "inputs": inputs, "images_in_output": len(images),
+        "images_in_output": len(images),
         "images_with_faces": len({r["image_uri"] for r in faces}),
-        "no_face_images": sum(r["status"] == "no_face" for r in rows),
-        "error_images": len({r["image_uri"] for r in rows if r["status"] == "error"}),
+        "no_face_images": sum(r["status"] == STATUS_NO_FACE for r in rows),
+        "error_images": len({r["image_uri"] for r in rows if r["status"] == STATUS_ERROR}),
         "faces": len(faces), "identified_faces": sum(identified.values()),
         "identified_per_identity": dict(sorted(identified.items())),
-        "suspected_forgeries": sum(r["verdict"] == "suspected_forgery" for r in faces),
-        "errors_by_reason": dict(errors), "seconds": round(seconds, 2),
+        "suspected_forgeries": sum(r["verdict"] == VERDICT_SUSPECTED for r in faces),
+        "errors_by_reason": dict(errors),
+    }
+
+
+def summarise(output_uri: str, seconds: float, inputs: int, storage_config=None) -> dict:
+    rows = read_results(output_uri, SUMMARY_COLUMNS, storage_config).to_pylist()
+    return {
+        "inputs": inputs, **count_rows(rows), "seconds": round(seconds, 2),
         "images_per_s": round(inputs / seconds, 2) if seconds else None,
         "output": output_uri,
         "alerts": _alert_count(output_uri, storage_config),

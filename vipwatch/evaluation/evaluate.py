@@ -10,6 +10,7 @@ import os
 
 
 from core.config import CrawlConfig
+from core.schema import VERDICT_SUSPECTED
 from operators.forgery.scorer import ForgeryScorer
 from vipwatch.evaluation.forgery_metrics import fmt, report
 from vipwatch.evaluation.forgery_runs import labelled_chain, labelled_uris, score_labelled, signal_columns
@@ -29,7 +30,7 @@ def evaluate_frame(frame) -> dict:
         signals[name] = report(rows["label"], scores, probability=name.startswith(PROBABILITY_SIGNALS))
     fused = {"all_faces": report(frame["label"], frame["forgery_score"], probability=True),
              "vip_faces": report(frame[frame["vip"]]["label"], frame[frame["vip"]]["forgery_score"], probability=True)}
-    flagged = frame["verdict"] == "suspected_forgery"
+    flagged = frame["verdict"] == VERDICT_SUSPECTED
     verdicts = {"vip_faces_real": int((frame["vip"] & (frame["label"] == 0)).sum()),
                 "vip_faces_fake": int((frame["vip"] & (frame["label"] == 1)).sum()),
                 "flagged_real": int((flagged & (frame["label"] == 0)).sum()),

@@ -19,13 +19,15 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from core.schema import VERDICT_AUTHENTIC, VERDICT_SUSPECTED, VERDICT_UNVERIFIED, VIP_VERDICTS
+
 SUSPECTED_SHARE = 0.5
 MIN_TRACK_FACES = 2
 MIN_IOU = 0.3
 MAX_GAP = 2
 # Without a gallery threshold on the rows (evaluation without --gallery): linking by IoU only.
 NO_THRESHOLD = np.inf
-JUDGED = ("authentic", "suspected_forgery")
+JUDGED = VIP_VERDICTS
 VIDEO_COLUMNS = ["image_uri", "frames", "faces", "tracks", "judged_tracks", "flagged_tracks", "vip_faces",
                  "flagged_faces", "mean_score", "max_score", "identity_id", "verdict"]
 
@@ -95,10 +97,10 @@ def track_verdicts(frames: pd.DataFrame) -> pd.DataFrame:
         group = group.assign(track=link_tracks(group))
         for track, faces in group.groupby("track", sort=True):
             judged = faces[faces["verdict"].isin(JUDGED)]
-            flagged = int((judged["verdict"] == "suspected_forgery").sum())
+            flagged = int((judged["verdict"] == VERDICT_SUSPECTED).sum())
             enough = len(judged) >= min(MIN_TRACK_FACES, sampled)
-            verdict = "unverified" if judged.empty or not enough else (
-                "suspected_forgery" if flagged >= SUSPECTED_SHARE * len(judged) else "authentic")
+            verdict = VERDICT_UNVERIFIED if judged.empty or not enough else (
+                VERDICT_SUSPECTED if flagged >= SUSPECTED_SHARE * len(judged) else VERDICT_AUTHENTIC)
             vip = faces["forgery_identity_id"].dropna() if "forgery_identity_id" in faces else pd.Series(dtype=str)
             out.append({"image_uri": uri, "track": int(track), "faces": int(len(faces)),
                         "first_frame": int(faces["frame_index"].min()), "last_frame": int(faces["frame_index"].max()),
@@ -115,14 +117,14 @@ def video_verdicts(frames: pd.DataFrame) -> pd.DataFrame:
     out = []
     for uri, group in videos.groupby("image_uri", sort=True):
         mine = tracks[tracks["image_uri"] == uri]
-        judged = mine[mine["verdict"] != "unverified"]
-        flagged = judged[judged["verdict"] == "suspected_forgery"]
-        verdict = "unverified" if judged.empty else ("suspected_forgery" if len(flagged) else "authentic")
+        judged = mine[mine["verdict"] != VERDICT_UNVERIFIED]
+        flagged = judged[judged["verdict"] == VERDICT_SUSPECTED]
+        verdict = VERDICT_UNVERIFIED if judged.empty else (VERDICT_SUSPECTED if len(flagged) else VERDICT_AUTHENTIC)
         vip = group[group["verdict"].isin(JUDGED)]
         identities = group["identity_id"].dropna() if "identity_id" in group else pd.Series(dtype=str)
         out.append({"image_uri": uri, "frames": int(group["frame_index"].nunique()), "faces": int(len(group)),
                     "tracks": int(len(mine)), "judged_tracks": int(len(judged)), "flagged_tracks": int(len(flagged)),
-                    "vip_faces": int(len(vip)), "flagged_faces": int((vip["verdict"] == "suspected_forgery").sum()),
+                    "vip_faces": int(len(vip)), "flagged_faces": int((vip["verdict"] == VERDICT_SUSPECTED).sum()),
                     "mean_score": float(group["forgery_score"].mean()), "max_score": float(group["forgery_score"].max()),
                     "identity_id": identities.mode().iloc[0] if len(identities) else None, "verdict": verdict})
     return pd.DataFrame(out, columns=VIDEO_COLUMNS)

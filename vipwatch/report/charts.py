@@ -7,6 +7,7 @@ from typing import Optional
 import numpy as np
 
 from core import storage
+from core.schema import VERDICT_AUTHENTIC, VERDICT_SUSPECTED, VERDICT_UNVERIFIED
 from vipwatch.evaluation.forgery_metrics import report
 
 
@@ -25,7 +26,7 @@ def histograms(faces: list[dict]) -> list[tuple[str, bytes]]:
     charts = []
     figure, axis = plt.subplots(figsize=(6, 3.2))
     bins = np.linspace(0, 1, 21)
-    for verdict, colour in (("authentic", "#2e86de"), ("suspected_forgery", "#c0392b"), ("unverified", "#999999")):
+    for verdict, colour in ((VERDICT_AUTHENTIC, "#2e86de"), (VERDICT_SUSPECTED, "#c0392b"), (VERDICT_UNVERIFIED, "#999999")):
         scores = [f["forgery_score"] for f in faces if f["verdict"] == verdict and f["forgery_score"] is not None]
         if scores:
             axis.hist(scores, bins=bins, alpha=0.6, color=colour, label=f"{verdict} ({len(scores)})")

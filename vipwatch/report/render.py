@@ -18,10 +18,11 @@ import pyarrow as pa
 import pyarrow.fs as pafs
 
 from core import storage
+from core.schema import STATUS_OK, VERDICT_SUSPECTED
 from index.gallery import Gallery
 from vipwatch.report.charts import histograms, roc
 from vipwatch.crawl.alerts import ALERTS_DIR, ALERT_SCHEMA, read_alerts
-from vipwatch.crawl.summary import media_verdicts, read_results
+from vipwatch.crawl.summary import count_rows, media_verdicts, read_results
 
 REFERENCES_PER_VIP = 4
 RESULT_COLUMNS = ["image_uri", "status", "error", "identity_id", "forgery_identity_id", "match_score",
@@ -120,21 +121,22 @@ def render(results_uri: str, gallery_uri: str, labels_path: Optional[str] = None
     names = dict(zip(gallery.identities.column("identity_id").to_pylist(),
                      gallery.identities.column("display_name").to_pylist()))
     rows = read_results(results_uri, RESULT_COLUMNS, storage_config).to_pylist()
-    faces = [r for r in rows if r["status"] == "ok"]
+    counts = count_rows(rows)
+    faces = [r for r in rows if r["status"] == STATUS_OK]
     alerts = sorted(read_job_alerts(results_uri, storage_config).to_pylist(),
                     key=lambda a: (-(a["forgery_score"] or 0), a["image_uri"], a["face_index"] or 0))
     labels = read_labels(labels_path)
 
-    identified = Counter(f["identity_id"] for f in faces if f["identity_id"])
+    identified = counts["identified_per_identity"]
     checked = Counter(f["forgery_identity_id"] for f in faces if f["forgery_identity_id"])
     alerted = Counter(a["vip_identity_id"] for a in alerts)
-    errors = Counter((r["error"] or "").split(":")[0] for r in rows if r["status"] == "error")
+    errors = counts["errors_by_reason"]
     per_identity = [[names.get(i, i), i, identified.get(i, 0), checked.get(i, 0), alerted.get(i, 0)]
                     for i in sorted(set(identified) | set(checked) | set(alerted),
                                     key=lambda i: (-alerted.get(i, 0), -identified.get(i, 0), i))]
-    figures = {"images": len({r["image_uri"] for r in rows}), "faces": len(faces),
-               "vip_matches": sum(identified.values()), "alerts": len(alerts),
-               "error_images": len({r["image_uri"] for r in rows if r["status"] == "error"})}
+    figures = {"images": counts["images_in_output"], "faces": counts["faces"],
+               "vip_matches": counts["identified_faces"], "alerts": len(alerts),
+               "error_images": counts["error_images"]}
     charts = histograms(faces)
     roc_png, roc_metrics = roc(faces, labels) if labels else (None, {})
 
@@ -157,7 +159,7 @@ def render(results_uri: str, gallery_uri: str, labels_path: Optional[str] = None
             ["video", "verdict", "tracks flagged / judged", "tracks", "sampled frames", "faces"],
             [[v["image_uri"], v["verdict"], f"{v['flagged_tracks']} / {v['judged_tracks']}", v["tracks"], v["frames"],
               v["faces"]] for v in videos]))
-    figures["suspected_videos"] = sum(v["verdict"] == "suspected_forgery" for v in videos)
+    figures["suspected_videos"] = sum(v["verdict"] == VERDICT_SUSPECTED for v in videos)
     parts.append("<h2>Faces per identity</h2>" + table_html(
         ["name", "identity_id", "matched faces", "faces checked for forgery", "alerts"], per_identity))
     if errors:

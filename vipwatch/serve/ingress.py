@@ -21,7 +21,8 @@ from index.gallery import embeddings_of
 from operators.decode import ImageDecoder
 from core import storage
 from core.config import ServeConfig
-from core.schema import STATUS_ERROR, STATUS_NO_FACE, STATUS_OK, to_output
+from core.schema import (STATUS_ERROR, STATUS_NO_FACE, STATUS_OK, VERDICT_AUTHENTIC, VERDICT_SUSPECTED,
+                         to_output)
 from vipwatch.serve.deployments import write_active_gallery
 from vipwatch.serve.errors import ApiError, decode_error, install_handlers, log
 from vipwatch.serve.security import RequestGuard, normalise_prefixes, within_roots
@@ -132,7 +133,7 @@ class Ingress:
         return {
             "identity_id": identity_id, "is_match": score >= scored["match_threshold"], "score": score,
             "match_threshold": scored["match_threshold"],
-            "authentic": {"authentic": True, "suspected_forgery": False}.get(verdict),
+            "authentic": {VERDICT_AUTHENTIC: True, VERDICT_SUSPECTED: False}.get(verdict),
             "verdict": verdict, "forgery_score": face.get("forgery_score"), "reasons": face.get("reasons"),
             "face_count": len(faces), "face": face, "image": summary["image"],
             "gallery_version": scored["gallery_version"], "model_pack": summary["model_pack"],
@@ -207,7 +208,7 @@ def build_api(service: Ingress) -> FastAPI:
 
     @app.get("/healthz", tags=["ops"])
     async def healthz() -> dict:
-        return {"status": "ok"}
+        return {"status": STATUS_OK}
 
     @app.post("/v1/analyze", tags=["faces"], openapi_extra=IMAGE_BODY)
     async def analyze(request: Request, embedding: bool = False) -> dict:
