@@ -13,6 +13,8 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 
+from index.embeddings import embeddings_of
+
 INNER_COLUMN = "forgery_inner_embedding"
 OUTER_COLUMN = "forgery_outer_embedding"
 # (name in identities.parquet, what is compared): "whole" is the match embedding itself.
@@ -21,8 +23,6 @@ MIN_SPREAD = 0.02  # with ~10 references the std is noisy; never divide by less 
 
 
 def _vectors(references: pa.Table, column: str) -> np.ndarray:
-    from index.gallery import embeddings_of
-
     return embeddings_of(references, column)
 
 

@@ -24,6 +24,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from index import calibration, faiss_index, forgery_reference, layout
+from index.embeddings import embeddings_of
 from index.cohort import Cohort, clopper_pearson
 from core import storage
 from core.config import StorageConfig
@@ -46,13 +47,6 @@ def _parquet_bytes(table: pa.Table) -> bytes:
     sink = io.BytesIO()
     pq.write_table(table, sink)
     return sink.getvalue()
-
-
-def embeddings_of(table: pa.Table, column: str = "embedding") -> np.ndarray:
-    values = table.column(column).combine_chunks()
-    if len(values) == 0:
-        return np.zeros((0, 0), dtype=np.float32)
-    return np.asarray(values.flatten().to_numpy(zero_copy_only=False), dtype=np.float32).reshape(len(values), -1)
 
 
 def identity_statistics(embeddings: np.ndarray, identity_ids: np.ndarray) -> dict[str, list]:

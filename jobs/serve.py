@@ -14,6 +14,7 @@ import threading
 
 from vipwatch.cli import add_forgery_args, add_logging_args, add_model_args, forgery_config, model_config, setup_logging
 from core.config import ServeConfig
+from vipwatch.serve.app import run_local
 
 log = logging.getLogger("jobs.serve")
 
@@ -51,8 +52,6 @@ def parse_config(argv: list[str] | None = None) -> tuple[ServeConfig, argparse.N
 
 def main(argv: list[str] | None = None) -> None:
     from ray import serve
-
-    from vipwatch.serve.app import run_local
 
     config, args = parse_config(argv)
     setup_logging(args.json_logs)

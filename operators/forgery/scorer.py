@@ -22,6 +22,8 @@ from operators.forgery.quality import gate_reason, inter_ocular_px, sharpness
 from core.config import ForgeryConfig, ModelPackConfig, StorageConfig
 from core.schema import ALIGNED_SIZE, CONTEXT_SIZE, STATUS_OK, WORK_SCHEMA, set_columns
 from core.schema import VERDICT_AUTHENTIC as AUTHENTIC, VERDICT_SUSPECTED as SUSPECTED, VERDICT_UNVERIFIED as UNVERIFIED
+from operators.packs import load_model_pack
+from index.forgery_reference import INNER_COLUMN
 
 ARTEFACT_REASON_AT = 0.5
 
@@ -43,7 +45,6 @@ class ForgeryScorer:
         self.references = None
         if self.config.use_identity_signal and self.gallery is not None:
             if pack is None:
-                from operators.packs import load_model_pack
                 pack = load_model_pack(model or ModelPackConfig(), storage, threads=1)
             expected = self.gallery.manifest.get("forgery_reference", {}).get("embedder_id")
             if expected != pack.embedder_id:
@@ -88,8 +89,6 @@ class ForgeryScorer:
     def _inner_match_floor(self) -> float:
         """Same rate for the inner face alone: each reference's best cosine to another identity's
         inner-face centroid. A swap of X shows X's inner face on a head that may not match X."""
-        from index.forgery_reference import INNER_COLUMN
-
         inner = embeddings_of(self.gallery.references, INNER_COLUMN)
         owner = np.asarray(self.gallery.references.column("identity_id").to_pylist())
         order = np.asarray(list(self.references.row_of))

@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 from operators.packs.base import Detection, ModelPack
+from operators.packs.dlib_pack import DlibPack
 from core import storage
 from core.config import ModelPackConfig, StorageConfig
 
@@ -30,10 +31,8 @@ def load_model_pack(config: ModelPackConfig, storage_config: StorageConfig | Non
                     threads: int = 0) -> ModelPack:
     spec = config.pack
     if spec in ("dlib", "dlib:hog", "dlib:cnn"):
-        from operators.packs.dlib_pack import DlibPack
-
         return DlibPack(detector="cnn" if spec == "dlib:cnn" else "hog", upsample=config.dlib_upsample)
-    from operators.packs.onnx_pack import OnnxPack
+    from operators.packs.onnx_pack import OnnxPack  # lazy: onnxruntime only when an ONNX pack is asked for
 
     return OnnxPack(local_pack_dir(spec, storage_config), detector=config.detector,
                     detector_file=config.detector_file, embedder_file=config.embedder_file,

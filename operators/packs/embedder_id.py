@@ -11,7 +11,9 @@ import logging
 from pathlib import Path
 from typing import Optional
 
+from operators.packs import local_pack_dir
 from operators.packs.base import file_digest
+from operators.packs.dlib_pack import dlib_model_dir
 from core.config import ModelPackConfig, StorageConfig
 
 log = logging.getLogger(__name__)
@@ -37,11 +39,7 @@ def expected_embedder_id(config: ModelPackConfig, storage_config: Optional[Stora
     GalleryMatcher still checks every batch)."""
     try:
         if config.pack in ("dlib", "dlib:hog", "dlib:cnn"):
-            from operators.packs.dlib_pack import dlib_model_dir
-
             return f"dlib_resnet_v1@{file_digest(dlib_model_dir() / 'dlib_face_recognition_resnet_model_v1.dat')}"
-        from operators.packs import local_pack_dir
-
         directory = Path(local_pack_dir(config.pack, storage_config))
         if config.embedder_file:
             path = directory / config.embedder_file

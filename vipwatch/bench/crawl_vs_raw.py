@@ -19,6 +19,15 @@ from operators.stages import face_stages
 from vipwatch.bench.corpus import cached_corpus
 from vipwatch.bench.sampler import MemorySampler, stage_times
 from vipwatch.bench.timeline import actor_activity
+from vipwatch.crawl.run import run_crawl
+from vipwatch.crawl.summary import summarise
+from vipwatch.enrol import enroll
+from operators.face_analyzer import FaceAnalyzer
+from core import storage
+from vipwatch.cli import model_config
+from core.config import SHARED_DIR, CrawlConfig, ForgeryConfig, RayResources
+from vipwatch.ray_cluster import init_ray
+from vipwatch.s3server import LocalS3Server
 
 log = logging.getLogger(__name__)
 
@@ -26,9 +35,6 @@ FACES_ALIGNED_SUBDIR = ("data", "faces_aligned")
 
 
 def run_pipeline(config, s3_pid: int) -> dict:
-    from vipwatch.crawl.run import run_crawl
-    from vipwatch.crawl.summary import summarise
-
     with MemorySampler(exclude={s3_pid: "S3 server"}) as sampler:
         sampler.sample()
         cpu_before = dict(sampler.cpu_s)
@@ -79,15 +85,6 @@ def run_raw(config, corpus_files: list[Path], uri_prefix: str, batch_size: int) 
 
 
 def image_benchmark(args) -> dict:
-    from vipwatch.enrol import enroll
-    from operators.face_analyzer import FaceAnalyzer
-    from core import storage
-    from vipwatch.cli import model_config
-    from core.config import SHARED_DIR, CrawlConfig, ForgeryConfig, RayResources
-    from vipwatch.ray_cluster import init_ray
-    from vipwatch.crawl.run import run_crawl
-    from vipwatch.s3server import LocalS3Server
-
     model = model_config(args)
     analyzer = FaceAnalyzer(model)
     cache_root = Path(args.cache_dir)

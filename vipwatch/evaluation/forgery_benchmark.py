@@ -31,6 +31,10 @@ from operators.forgery.fusion import DEFAULT_POINTER
 from vipwatch.evaluation import fusion_fit
 from vipwatch.evaluation.forgery_corpus import SIDES
 from vipwatch.evaluation.group_bootstrap import bootstrap
+from operators.forgery.scorer import ForgeryScorer
+from operators.matcher import GalleryMatcher
+from vipwatch.evaluation.forgery_corpus import build_corpus
+from vipwatch.evaluation.forgery_scoring import ensure_gallery, score_corpus
 
 log = logging.getLogger(__name__)
 SIZE_BINS = (0, 10, 20, 40, 80, math.inf)
@@ -225,11 +229,6 @@ def run(cache_dir: Path, analyzer, forgery_config, per_family: int, authentic_lf
         max_other_photos: int | None = None, fit: bool = True, external: bool = True) -> dict:
     """Builds (or reuses) gallery, corpus and scores; returns the report with the scored frame
     under "_frame" and the fitted fusion under "_fusion"."""
-    from operators.forgery.scorer import ForgeryScorer
-    from operators.matcher import GalleryMatcher
-    from vipwatch.evaluation.forgery_corpus import build_corpus
-    from vipwatch.evaluation.forgery_scoring import ensure_gallery, score_corpus
-
     cache_dir = Path(cache_dir)
     aligned_analyzer = type(analyzer)(analyzer.model_config, aligned=True, pack=analyzer.pack)
     gallery_uri = ensure_gallery(cache_dir, SHARED_DIR / "data" / "faces_aligned", aligned_analyzer, enrolled)

@@ -15,6 +15,7 @@ from core.config import DecodeConfig
 from core.schema import STATUS_OK
 from operators.decode import ImageDecoder
 from vipwatch.enrol import embed_images, enroll
+from index.gallery import Gallery
 
 log = logging.getLogger(__name__)
 CHUNK = 64
@@ -22,8 +23,6 @@ CHUNK = 64
 
 def ensure_gallery(cache_dir: Path, aligned_root: Path, analyzer, enrolled: int) -> str:
     """The VIP gallery: the first ``enrolled`` crops of each identity, built once per embedder."""
-    from index.gallery import Gallery
-
     root = Path(cache_dir) / f"gallery-{analyzer.pack.embedder_id.replace('@', '-')}-{enrolled}"
     if not (root / "LATEST").exists():
         enrolment = enroll(str(aligned_root), analyzer.model_config, aligned=True, max_per_identity=enrolled,

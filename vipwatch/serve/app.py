@@ -19,6 +19,7 @@ from operators.stages import face_stages, load_checked_gallery
 from vipwatch.serve.deployments import MatcherRunner, StageRunner, read_active_gallery
 from vipwatch.serve.ingress import ingress_deployment
 from vipwatch.serve.security import digest_from_env
+from vipwatch.ray_cluster import cluster_cpus, init_ray
 
 log = logging.getLogger(__name__)
 APP_NAME = "vipwatch"
@@ -26,8 +27,6 @@ APP_NAME = "vipwatch"
 
 def _cluster_cpus() -> float:
     import ray
-
-    from vipwatch.ray_cluster import cluster_cpus
 
     return cluster_cpus() if ray.is_initialized() else 2.0
 
@@ -82,8 +81,6 @@ def build_app(config: ServeConfig) -> Application:
 def run_local(config: ServeConfig, host: str = "127.0.0.1", port: int = 8000) -> None:
     """Start (or join) Ray, bind Serve's HTTP proxy to host:port, deploy, and return once every
     deployment is healthy."""
-    from vipwatch.ray_cluster import init_ray
-
     application = build_app(config)   # key checks before Ray starts
     init_ray()
     # Serve's end-to-end limit sits above the app's own, which answers first with a clear 504.

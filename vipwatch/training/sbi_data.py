@@ -19,6 +19,7 @@ from operators.forgery.sbi_model import model_inputs
 from core import storage
 from core.config import DecodeConfig, ModelPackConfig, StorageConfig
 from core.schema import STATUS_OK
+from operators.face_analyzer import FaceAnalyzer
 
 log = logging.getLogger(__name__)
 BATCH = 16
@@ -85,8 +86,6 @@ def load_faces(root: str, aligned: bool = False, model: Optional[ModelPackConfig
             faces.append(crop_from_aligned_input(rgb)[1])
             identities.append(identity_of(root, uri))
     else:
-        from operators.face_analyzer import FaceAnalyzer
-
         analyzer = analyzer or FaceAnalyzer(model or ModelPackConfig(), storage=storage_config)
         decoder = ImageDecoder(DecodeConfig())
         for start in range(0, len(uris), BATCH):

@@ -20,9 +20,11 @@ import numpy as np
 import torch
 
 from vipwatch.training.sbi_data import FaceSet, load_faces, split_by_identity, training_batch, validation_pairs
-from operators.forgery.sbi_model import MANIFEST_FILE, MODEL_FILE, CONTEXT_WINDOW, build_network, export_torchscript, normalise
+from operators.forgery.sbi_model import (MANIFEST_FILE, MODEL_FILE, CONTEXT_WINDOW, build_network, export_torchscript,
+                                         model_inputs, normalise)
 from core import storage
 from core.config import ModelPackConfig, StorageConfig
+from vipwatch.ray_cluster import init_ray
 
 log = logging.getLogger(__name__)
 
@@ -158,8 +160,6 @@ def evaluate_artifact(model_bytes: bytes, inputs_real: np.ndarray, inputs_fake: 
 
 
 def run_training(options: TrainOptions) -> dict:
-    from operators.forgery.sbi_model import MANIFEST_FILE, MODEL_FILE, model_inputs
-    from vipwatch.ray_cluster import init_ray
 
     if bool(options.val_real) != bool(options.val_fake):
         raise ValueError("--val-real and --val-fake go together")
