@@ -27,7 +27,6 @@ from vipwatch.serve.deployments import write_active_gallery
 from vipwatch.serve.errors import ApiError, decode_error, install_handlers, log
 from vipwatch.serve.security import RequestGuard, normalise_prefixes, within_roots
 from vipwatch.serve.sources import ImageInput, read_image
-from core import storage
 
 VERSION_NAME = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"
 IMAGE_BODY = {
