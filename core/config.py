@@ -75,9 +75,9 @@ class MatchConfig(BaseModel):
 class RayResources(BaseModel):
     """Actor pool sizing. Fractional CPUs keep read/decode tasks schedulable on small nodes."""
 
-    # Images per FaceAnalyzer call. jobs.benchmark --images 2000: ratio 0.84 at 16, 0.887 at 32
-    # (half the tasks, larger recogniser batches); the analyzer's blocks double (object store
-    # peak 403 -> 594 MB of 2 GiB). In a fused pool (fuse_face_stages) the matcher and a CPU
+    # Images per FaceAnalyzer call: larger batches halve the tasks and feed the recogniser larger
+    # batches, at the price of larger blocks in the object store (the measured trade-off:
+    # docs/performance.md, tuning table). In a fused pool (fuse_face_stages) the matcher and a CPU
     # forgery scorer get the same batches: their own batch sizes apply only to pools of their own.
     batch_size: int = 32
     analyzer_actors: int = 1
@@ -86,9 +86,8 @@ class RayResources(BaseModel):
     # onnxruntime intra-op threads per analyzer actor (0 = one per whole CPU the actor reserves).
     # 2, not 1: the actor reserves 1.0 CPU (1.25 with the fused matcher) so that read/decode
     # stay schedulable, but its second thread uses the core whenever decode idles (its threads
-    # sleep rather than spin,
-    # operators/packs/onnx_pack.py). jobs.benchmark --images 1000: 1 actor x 2 threads 0.823 vs
-    # 2 actors x 1 thread 0.687 at +1.6 GB RSS (docs/performance.md).
+    # sleep rather than spin, operators/packs/onnx_pack.py). One actor with two threads beat two
+    # actors with one each, which also hold the models twice (docs/performance.md).
     analyzer_threads: int = 2
     matcher_num_cpus: float = 0.25
     # Consecutive face stages share one actor pool unless a stage needs GPUs of its own
@@ -97,7 +96,7 @@ class RayResources(BaseModel):
     # pool per stage, e.g. to scale a CPU matcher apart from GPU analyzers.
     fuse_face_stages: bool = True
     # Decode runs in its own CPU actor pool of this size (0: as Ray tasks). Tasks on a small node
-    # churn worker processes, each paying ~2 s of imports (jobs.benchmark cpu_s_by_role).
+    # churn worker processes, each paying for its imports again (jobs.benchmark cpu_s_by_role).
     decode_actors: int = 1
     # Input files per read task (one read block, decoded in one call: the read is fused into the
     # decode actors).
@@ -164,17 +163,15 @@ class CrawlConfig(FaceChainSettings):
     gallery: str
     output: str
     job_id: Optional[str] = None
-    # Inputs per committed shard (vipwatch/crawl/shards.py): the unit redone after an interruption, and
-    # one Ray Data execution each, whose actor pools start afresh (~10 s on the 2-core machine:
-    # worker imports, model and gallery loads). jobs.benchmark --images 2000: crawl/raw 0.446 in
-    # shards of 1,000 vs 0.87 in one shard. A shard should take minutes: 10,000 is ~15 min at the
-    # 2-core rate; a GPU node, ~30x faster, wants 100,000 or more (docs/performance.md).
+    # Inputs per committed shard (vipwatch/crawl/shards.py): the unit redone after an
+    # interruption, and one Ray Data execution each, whose actor pools start afresh (worker
+    # imports, model and gallery loads), so a shard should take minutes, not seconds; GPU nodes,
+    # far faster, want shards ten times larger (figures: docs/performance.md).
     shard_size: int = 10_000
     # Face rows per Parquet file, at least (Ray Data's min_rows_per_file hint; None or 0: Ray
-    # Data's choice, about one file per analyzer batch, ~200 rows). Fewer, larger files suit
-    # Athena / Spark, and the write step runs 3 tasks instead of 63 per 2,000 images:
-    # jobs.benchmark --images 2000, crawl CPU 215 / 214 s vs 222-238 s with None, ratio
-    # 0.965 / 0.940 (docs/performance.md).
+    # Data's choice, about one file per analyzer batch). Fewer, larger files suit Athena /
+    # Spark, and the write step runs far fewer tasks, which saves crawl CPU (figures:
+    # docs/performance.md).
     min_rows_per_file: Optional[int] = 5_000
     aligned: bool = False
 
