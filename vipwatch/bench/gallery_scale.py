@@ -18,6 +18,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from index import calibration, faiss_index
+
 # References are generated (and exact search is run) in chunks of this many rows, so a gallery of
 # a million 512-d references is never held twice.
 CHUNK_ROWS = 65_536
@@ -170,8 +172,6 @@ def exact_top1(gallery: Gallery, probes: np.ndarray, use_gpu: bool = False) -> t
     ``use_gpu``: each chunk searched on the GPU (index.faiss_index.to_search_device)."""
     import faiss
 
-    from index import faiss_index
-
     best = np.full(len(probes), -np.inf, dtype=np.float32)
     best_ids = np.full(len(probes), -1, dtype=np.int64)
     seconds = 0.0
@@ -190,8 +190,6 @@ def exact_top1(gallery: Gallery, probes: np.ndarray, use_gpu: bool = False) -> t
 def cohort_threshold(impostor_scores: np.ndarray, target_fpir: float) -> tuple[float, np.ndarray]:
     """Threshold from the first half of the impostor probes' best scores (the cohort, as
     Gallery.build calibrates); the second half is returned to check the promise on."""
-    from index import calibration
-
     half = len(impostor_scores) // 2
     return calibration.threshold_at_fpir(impostor_scores[:half], target_fpir), impostor_scores[half:]
 
@@ -314,8 +312,6 @@ class IdentityShortlist:
 def time_leave_one_out(gallery: Gallery, target_fpir: float, max_probes: int) -> dict:
     """The gallery's own calibration without a cohort (index.calibration, leave-one-identity-out),
     timed on the materialised references."""
-    from index import calibration
-
     vectors = gallery.materialise()
     owners = np.arange(gallery.size) // gallery.per_identity
     cpu, started = _cpu_s(), time.perf_counter()
@@ -335,8 +331,6 @@ def gallery_benchmark(sizes: list[int], dims: list[int], kinds: list[str], *, pe
     """Per dim and size: exact search (the ceiling: identity recall and its q/s), then each index
     kind over its search-parameter sweep, every row with the outcome at the cohort threshold."""
     import faiss
-
-    from index import faiss_index
 
     results = []
 

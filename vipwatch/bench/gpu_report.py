@@ -20,6 +20,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
+from operators.packs import device as packs_device
+
 # nvidia-smi --query-gpu=timestamp,index,utilization.gpu,memory.used --format=csv,noheader,nounits
 SMI_FIELDS = "timestamp,index,utilization.gpu,memory.used"
 SMI_TIME_FORMAT = "%Y/%m/%d %H:%M:%S.%f"
@@ -29,8 +31,6 @@ def provider_report(model_path: str, device: str = "auto") -> dict:
     """Open one real onnxruntime session on ``model_path`` with the providers the crawl would ask
     for, and ask each library what it actually uses."""
     import onnxruntime
-
-    from operators.packs import device as packs_device
 
     report: dict = {"onnxruntime_version": onnxruntime.__version__,
                     "onnxruntime_available": onnxruntime.get_available_providers(), "device": device}
