@@ -4,81 +4,18 @@
 POSTs one image to /v1/analyze from C concurrent clients, for each C, and prints requests/s,
 p50/p95/p99 latency and the error count per level (exit status 1 when any request failed).
 Loopback URLs only, and every level stops after N requests or S seconds: it is a measuring
-tool, not a way to flood a server. The key comes from $VIPWATCH_API_KEY.
+tool, not a way to flood a server (vipwatch/bench/load.py). The key comes from $VIPWATCH_API_KEY.
 """
 from __future__ import annotations
 
 import argparse
-import ipaddress
 import json
 import os
 import sys
-import threading
-import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from urllib.parse import urlparse
 
-import numpy as np
-import requests
-
-from core.schema import STATUS_NO_FACE, STATUS_OK
+from vipwatch.bench.load import MAX_REQUESTS, MAX_SECONDS, loopback_url, run_level
 from vipwatch.cli import parse_job_args
-
-MAX_REQUESTS = 10_000
-MAX_SECONDS = 600.0
-
-
-def loopback_url(url: str) -> str:
-    parsed = urlparse(url)
-    host = parsed.hostname or ""
-    try:
-        is_loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        is_loopback = False
-    if parsed.scheme not in ("http", "https") or not is_loopback:
-        raise SystemExit(f"refusing {url!r}: only http(s) URLs on a loopback address (127.0.0.0/8, ::1, localhost)")
-    return url.rstrip("/")
-
-
-def run_level(url: str, key: str, image: bytes, name: str, concurrency: int, total: int, max_seconds: float) -> dict:
-    issued, lock = 0, threading.Lock()
-    latencies: list[float] = []
-    errors: list[str] = []
-    deadline = time.monotonic() + max_seconds
-
-    def client() -> None:
-        nonlocal issued
-        session = requests.Session()
-        session.headers["Authorization"] = f"Bearer {key}"
-        while True:
-            with lock:
-                if issued >= total or time.monotonic() >= deadline:
-                    return
-                issued += 1
-            started = time.perf_counter()
-            try:
-                response = session.post(f"{url}/v1/analyze", files={"image": (name, image)}, timeout=120)
-                ok = response.status_code == 200 and response.json().get("status") in (STATUS_OK, STATUS_NO_FACE)
-                problem = None if ok else f"HTTP {response.status_code}: {response.text[:200]}"
-            except (requests.RequestException, ValueError) as exc:
-                problem = f"{type(exc).__name__}: {exc}"
-            elapsed = time.perf_counter() - started
-            with lock:
-                latencies.append(elapsed)
-                if problem:
-                    errors.append(problem)
-
-    started = time.perf_counter()
-    with ThreadPoolExecutor(concurrency) as pool:
-        for future in [pool.submit(client) for _ in range(concurrency)]:
-            future.result()
-    wall = time.perf_counter() - started
-    ms = np.asarray(latencies) * 1000.0
-    return {"concurrency": concurrency, "requests": len(latencies), "errors": len(errors),
-            "seconds": round(wall, 2), "requests_per_s": round(len(latencies) / wall, 2) if wall else 0.0,
-            **{f"p{q}_ms": round(float(np.percentile(ms, q)), 1) if len(ms) else None for q in (50, 95, 99)},
-            "first_error": errors[0] if errors else None}
 
 
 def main(argv: list[str] | None = None) -> list[dict]:

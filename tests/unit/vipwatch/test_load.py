@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from jobs.load_test import loopback_url
+from vipwatch.bench.load import loopback_url
 
 
 def test_only_loopback_urls_are_accepted():
