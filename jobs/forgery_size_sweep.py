@@ -17,7 +17,7 @@ from pathlib import Path
 from core.config import SHARED_DIR
 from operators.forgery.detectors import load_detectors
 from operators.packs import load_model_pack
-from vipwatch.cli import add_model_args, model_config, setup_logging
+from vipwatch.cli import add_model_args, model_config, parse_job_args
 from vipwatch.evaluation import size_sweep
 
 log = logging.getLogger("jobs.forgery_size_sweep")
@@ -32,8 +32,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--video-frames", type=int, default=24)
     parser.add_argument("--out", default=None, help="JSON report path")
     add_model_args(parser)
-    args = parser.parse_args(argv)
-    setup_logging()
+    args = parse_job_args(parser, argv)
     pack = load_model_pack(model_config(args), threads=2)
     detectors = load_detectors(args.forgery_detector)
     faces = size_sweep.collect_faces(pack, Path(args.data), args.lfw_people, args.video_step_s, args.video_frames)

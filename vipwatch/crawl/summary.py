@@ -6,8 +6,9 @@ from collections import Counter
 import pyarrow.dataset as pads
 
 from core import storage
-from core.schema import STATUS_ERROR, STATUS_NO_FACE, STATUS_OK, VERDICT_SUSPECTED
+from core.schema import STATUS_ERROR, STATUS_NO_FACE, STATUS_OK, VERDICT_SUSPECTED, VIP_VERDICTS
 from vipwatch.crawl.alerts import read_alerts
+from vipwatch.evaluation.video_verdicts import video_verdicts
 
 SUMMARY_COLUMNS = ["image_uri", "status", "identity_id", "verdict", "error"]
 
@@ -48,18 +49,16 @@ def summarise(output_uri: str, seconds: float, inputs: int, storage_config=None)
 
 def media_verdicts(output_uri: str, storage_config=None) -> dict:
     """Forgery verdicts by medium: image faces judged / flagged, and each video's verdict from
-    its face tracks (vipwatch/video_verdicts.py)."""
-    from vipwatch.video_verdicts import video_verdicts
-
+    its face tracks (vipwatch/evaluation/video_verdicts.py)."""
     columns = ["image_uri", "status", "media_type", "frame_index", "bbox", "embedding", "match_threshold",
                "identity_id", "forgery_identity_id", "forgery_score", "verdict"]
     faces = read_results(output_uri, columns, storage_config).to_pandas()
-    faces = faces[faces["status"] == "ok"]
+    faces = faces[faces["status"] == STATUS_OK]
     images = faces[faces["media_type"] != "video"]
     videos = video_verdicts(faces)
     return {"image_faces": int(len(images)),
-            "image_faces_judged": int(images["verdict"].isin(["authentic", "suspected_forgery"]).sum()),
-            "image_faces_flagged": int((images["verdict"] == "suspected_forgery").sum()),
+            "image_faces_judged": int(images["verdict"].isin(VIP_VERDICTS).sum()),
+            "image_faces_flagged": int((images["verdict"] == VERDICT_SUSPECTED).sum()),
             "videos": videos.drop(columns=["mean_score", "max_score"]).to_dict("records")}
 
 

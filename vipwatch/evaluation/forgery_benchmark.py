@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 
 from core.config import SHARED_DIR
+from core.schema import VERDICT_AUTHENTIC, VERDICT_SUSPECTED, VERDICT_UNVERIFIED
 from operators.forgery.fusion import DEFAULT_POINTER
 from vipwatch.evaluation import fusion_fit
 from vipwatch.evaluation.forgery_corpus import SIDES
@@ -35,6 +36,7 @@ from operators.forgery.scorer import ForgeryScorer
 from operators.matcher import GalleryMatcher
 from vipwatch.evaluation.forgery_corpus import build_corpus
 from vipwatch.evaluation.forgery_scoring import ensure_gallery, score_corpus
+from vipwatch.evaluation.video_verdicts import video_verdicts
 
 log = logging.getLogger(__name__)
 SIZE_BINS = (0, 10, 20, 40, 80, math.inf)
@@ -290,11 +292,8 @@ EXTERNAL_VIDEOS = {"ffpp/original/634.mp4": 0, "ffpp/FaceSwap/634_660.mp4": 1}
 def external_videos(analyzer, matcher, scorer, fusions: dict) -> list[dict]:
     """FF++ 634 (authentic) and 634_660 (FaceSwap of 660 onto 634, no VIP involved): per video and
     fusion, frames, VIP-candidate frames, mean fused score, flagged frames and the video verdict
-    (vipwatch/video_verdicts.py's rule). Not a benchmark family: one pair, for the issue's check
+    (vipwatch/evaluation/video_verdicts.py's rule). Not a benchmark family: one pair, for the issue's check
     that the default scores it the right way round."""
-    from vipwatch.evaluation.forgery_scoring import score_corpus
-    from vipwatch.video_verdicts import video_verdicts
-
     root = SHARED_DIR / "data" / "deepfakes"
     labels = [{"uri": str(root / name), "label": label, "family": "ffpp", "identity": "video:ffpp_634",
                "side": "-", "groups": "video:ffpp_634", "face_box": "null"} for name, label in EXTERNAL_VIDEOS.items()]
@@ -303,7 +302,7 @@ def external_videos(analyzer, matcher, scorer, fusions: dict) -> list[dict]:
     for name, fusion in fusions.items():
         scores, flagged, judged = fusion_fit.apply(fusion, frame, scorer)
         rows = frame.assign(forgery_score=scores, identity_id=frame["forgery_identity_id"],
-                            verdict=np.where(flagged, "suspected_forgery", np.where(judged, "authentic", "unverified")))
+                            verdict=np.where(flagged, VERDICT_SUSPECTED, np.where(judged, VERDICT_AUTHENTIC, VERDICT_UNVERIFIED)))
         for video in video_verdicts(rows).to_dict("records"):
             out.append({"fusion": name, "video": video["image_uri"].split("deepfakes/")[-1],
                         "label": EXTERNAL_VIDEOS[video["image_uri"].split("deepfakes/")[-1]], **{

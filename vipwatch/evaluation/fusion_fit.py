@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 from sklearn.linear_model import LogisticRegression
 
+from core.schema import VERDICT_SUSPECTED, VERDICT_UNVERIFIED
 from index import calibration
 from operators.forgery.fusion import FusionModel, Head, feature_value, fusion_version
 from operators.forgery.identity_signal import SIGNALS
@@ -125,14 +126,12 @@ def apply(fusion, frame: pd.DataFrame, scorer) -> tuple[np.ndarray, np.ndarray, 
     """(score, flagged, judged) per row: ``fusion`` put in ``scorer``'s place and its own ``fuse``
     run on the signals and VIP candidates the scorer wrote, so the benchmark's verdicts follow
     the scorer's rules (which faces a head judges, when a face is unverified)."""
-    from operators.forgery.scorer import SUSPECTED, UNVERIFIED  # operators' verdict names, one place
-
     swapped = copy.copy(scorer)
     swapped.fusion = fusion
     vip = [v if isinstance(v, str) else None for v in frame["forgery_identity_id"]]
     scores, verdicts, _ = swapped.fuse(vip, row_signals(frame))
     verdicts = np.asarray(verdicts)
-    return np.asarray(scores, np.float64), verdicts == SUSPECTED, verdicts != UNVERIFIED
+    return np.asarray(scores, np.float64), verdicts == VERDICT_SUSPECTED, verdicts != VERDICT_UNVERIFIED
 
 
 def predict(fusion: FusionModel, frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:

@@ -28,7 +28,7 @@ def test_perfect_and_inverted_scores():
 
 
 def test_video_verdict_by_majority_of_vip_frames():
-    # One face per frame at about the same place: one track per video (vipwatch/video_verdicts.py).
+    # One face per frame at about the same place: one track per video (vipwatch/evaluation/video_verdicts.py).
     box = [100.0, 100.0, 200.0, 220.0]
     frames = pd.DataFrame({
         "image_uri": ["a.mp4"] * 3 + ["b.mp4"] * 2 + ["c.jpg"],

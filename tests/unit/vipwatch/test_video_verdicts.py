@@ -14,7 +14,7 @@ from operators.matcher import GalleryMatcher
 from tests.support.shared_data import DATA
 from vipwatch.crawl.summary import media_verdicts
 from vipwatch.enrol import embed_images
-from vipwatch.video_verdicts import link_tracks, track_verdicts, video_verdicts
+from vipwatch.evaluation.video_verdicts import link_tracks, track_verdicts, video_verdicts
 
 SECONDS = 8
 
