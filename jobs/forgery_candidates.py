@@ -12,7 +12,7 @@ import json
 from pathlib import Path
 
 from core.config import SHARED_DIR
-from vipwatch.cli import add_model_args, model_config, setup_logging
+from vipwatch.cli import add_model_args, model_config, parse_job_args
 from vipwatch.evaluation import candidate_check
 
 
@@ -22,8 +22,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--people", type=int, default=120)
     parser.add_argument("--swaps", type=int, default=60)
     add_model_args(parser)
-    args = parser.parse_args(argv)
-    setup_logging()
+    args = parse_job_args(parser, argv)
     frame = candidate_check.measure(Path(args.data), model_config(args), args.people, args.swaps)
     counts = frame.groupby(["label", "kind"]).size().rename("faces").reset_index()
     counts["set"] = counts["label"].map({0: "stranger", 1: "swap"})
