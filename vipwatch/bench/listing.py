@@ -13,6 +13,10 @@ import time
 import tracemalloc
 from concurrent.futures import ThreadPoolExecutor
 
+from vipwatch.crawl.inputs import list_inputs
+from vipwatch.crawl.shards import plan_shards
+from vipwatch.s3server import LocalS3Server
+
 
 def upload(server, bucket: str, keys: int, threads: int) -> float:
     """Put ``keys`` one-byte objects, spread over 100 prefixes as a crawl bucket would be."""
@@ -32,10 +36,6 @@ def upload(server, bucket: str, keys: int, threads: int) -> float:
 
 def measure(keys: int, threads: int, shard_size: int) -> dict:
     import psutil
-
-    from vipwatch.crawl.inputs import list_inputs
-    from vipwatch.crawl.shards import plan_shards
-    from vipwatch.s3server import LocalS3Server
 
     server = LocalS3Server().start()
     try:
