@@ -33,6 +33,19 @@ DEFAULT_POINTER = "DEFAULT"
 FEATURE_CLIP = (-10.0, 30.0)
 
 
+# "present:<signal>" is 1 when the row has that signal, else 0: which signals a face has says how
+# it was judged (a matched VIP face has deficits, a weak candidate only gaps; a face too small to
+# judge has no artefact score), and a head must not read a filled-in value as a measured one.
+PRESENT = "present:"
+
+
+def row_value(name: str, row: dict[str, float]) -> float:
+    """A feature of one scorer row in model space; NaN when the row lacks the signal."""
+    if name.startswith(PRESENT):
+        return 1.0 if name[len(PRESENT):] in row else 0.0
+    return feature_value(name, row[name]) if name in row else math.nan
+
+
 def feature_value(name: str, value: float) -> float:
     """Artefact probabilities enter as log-odds; identity deficits as they are, clipped."""
     if name.startswith("artefact:"):
@@ -61,8 +74,10 @@ class Head:
     def predict(self, rows: list[dict[str, float]]) -> np.ndarray:
         if not rows:
             return np.zeros(0, np.float32)
-        missing = math.nan if self.fill is not None else None
-        x = [[feature_value(f, r[f]) if missing is None or f in r else missing for f in self.features] for r in rows]
+        if self.fill is None:  # heads written before fill values: every signal required
+            x = [[feature_value(f, r[f]) for f in self.features] for r in rows]
+        else:
+            x = [[row_value(f, r) for f in self.features] for r in rows]
         return self.predict_matrix(np.array(x, np.float64))
 
 

@@ -15,16 +15,17 @@ from datetime import datetime, timezone
 
 import numpy as np
 import pandas as pd
-from sklearn.linear_model import LogisticRegression
 
 from core.schema import VERDICT_SUSPECTED, VERDICT_UNVERIFIED
 from index import calibration
-from operators.forgery.fusion import FusionModel, Head, feature_value, fusion_version
+from operators.forgery.fusion import PRESENT, FusionModel, Head, feature_value, fusion_version
 from operators.forgery.identity_signal import SIGNALS
 
 ARTEFACT_PREFIX = "artefact:"
 # A signal present on fewer of a head's rows is left out of that head.
 MIN_FEATURE_SHARE = 0.2
+# The verdict threshold keeps its false-alarm promise in this share of group resamples.
+THRESHOLD_CONFIDENCE = 0.9
 
 
 def logit(p: float) -> float:
@@ -42,17 +43,80 @@ def feature_rows(frame: pd.DataFrame, features: list[str]) -> np.ndarray:
     """Model-space features (artefact log-odds, clipped identity values); NaN where missing."""
     x = np.full((len(frame), len(features)), np.nan)
     for j, name in enumerate(features):
+        if name.startswith(PRESENT):
+            signal = name[len(PRESENT):]
+            x[:, j] = frame[signal].notna().to_numpy(np.float64) if signal in frame else 0.0
+            continue
         values = frame[name].to_numpy(np.float64) if name in frame else np.full(len(frame), np.nan)
         x[:, j] = [feature_value(name, v) if np.isfinite(v) else np.nan for v in values]
     return x
 
 
 def usable_features(frame: pd.DataFrame, candidates: list[str]) -> list[str]:
-    return [f for f in candidates if f in frame and frame[f].notna().mean() >= MIN_FEATURE_SHARE]
+    """Signals present on at least MIN_FEATURE_SHARE of the rows, plus one ``present:`` indicator
+    per distinct pattern of missing values among them (signals missing together share one)."""
+    features = [f for f in candidates if f in frame and frame[f].notna().mean() >= MIN_FEATURE_SHARE]
+    patterns = {}
+    for f in features:
+        present = frame[f].notna().to_numpy()
+        if not present.all():
+            patterns.setdefault(present.tobytes(), f)
+    return features + [PRESENT + f for f in patterns.values()]
+
+
+def expected_sign(name: str) -> int:
+    """+1: a higher value may only raise P(forgery); -1: only lower it; 0: free. Artefact scores,
+    identity deficits and inner-vs-whole/outer gaps point to forgery; a whole face more like X
+    than X's impostor cohort points away from it. Without the constraint a fit learnt from few
+    identities gave identity_cohort_z a positive weight (reenactments keep X's identity) and
+    flagged another side's authentic Obama photos, whose faces match X the most."""
+    if name.startswith(PRESENT) or name == "inner_cohort_z":
+        return 0
+    if name.startswith(ARTEFACT_PREFIX) or name.endswith(("_deficit", "_gap")):
+        return 1
+    if name == "identity_cohort_z" or name.endswith("_similarity"):
+        return -1
+    return 0
+
+
+def sign_constrained_logistic(x: np.ndarray, labels: np.ndarray, signs: list[int], regularisation: float):
+    """Class-balanced L2 logistic regression on standardised x whose coefficients keep ``signs``
+    (L-BFGS-B with bounds). Returns (coef, intercept)."""
+    from scipy.optimize import minimize
+
+    weights = np.where(labels == 1, 0.5 / max((labels == 1).mean(), 1e-12), 0.5 / max((labels == 0).mean(), 1e-12))
+    y = labels * 2.0 - 1.0
+
+    def loss(theta):
+        w, b = theta[:-1], theta[-1]
+        margin = y * (x @ w + b)
+        value = (weights * np.logaddexp(0, -margin)).sum() + 0.5 * (w @ w) / regularisation
+        grad_margin = -weights * y / (1 + np.exp(margin))
+        return value, np.append(x.T @ grad_margin + w / regularisation, grad_margin.sum())
+
+    bounds = [(0, None) if s > 0 else (None, 0) if s < 0 else (None, None) for s in signs] + [(None, None)]
+    result = minimize(loss, np.zeros(x.shape[1] + 1), jac=True, method="L-BFGS-B", bounds=bounds)
+    return result.x[:-1], float(result.x[-1])
+
+
+def robust_threshold(scores: np.ndarray, groups: np.ndarray, target_fpr: float, confidence: float,
+                     resamples: int = 200, seed: int = 0) -> float:
+    """The score that at most ``target_fpr`` of authentic faces reach in ``confidence`` of
+    bootstrap resamples of their groups: photos of one person (or frames of one video) are not
+    independent, and a threshold at the plain quantile broke its promise on other people."""
+    point = calibration.threshold_at_fpir(scores, target_fpr)
+    if confidence <= 0 or len(np.unique(groups)) < 2:
+        return point
+    members = [np.flatnonzero(groups == g) for g in np.unique(groups)]
+    rng = np.random.default_rng(seed)
+    thresholds = [calibration.threshold_at_fpir(scores[np.concatenate([members[i] for i in rng.integers(
+        len(members), size=len(members))])], target_fpr) for _ in range(resamples)]
+    return float(max(point, np.quantile(thresholds, confidence)))
 
 
 def fit_head(frame: pd.DataFrame, features: list[str], prior: float, target_fpr: float,
-             threshold_rows: np.ndarray | None = None, regularisation: float = 1.0) -> tuple[Head | None, dict]:
+             threshold_rows: np.ndarray | None = None, regularisation: float = 1.0,
+             confidence: float = THRESHOLD_CONFIDENCE) -> tuple[Head | None, dict]:
     """One head. A row lacking a feature (e.g. deficits of a weak candidate, artefacts of a face
     too small to judge) takes the feature's mean over the rows that have it, at fit and at
     scoring time. The threshold is set on the authentic rows among ``threshold_rows`` (default:
@@ -65,18 +129,23 @@ def fit_head(frame: pd.DataFrame, features: list[str], prior: float, target_fpr:
     fill = np.where(np.isfinite(fill), fill, 0.0)
     x = np.where(np.isfinite(x), x, fill)
     mean, scale = x.mean(axis=0), x.std(axis=0) + 1e-9
-    model = LogisticRegression(C=regularisation, class_weight="balanced", max_iter=2000).fit((x - mean) / scale, labels)
-    coef = model.coef_[0] / scale
-    intercept = float(model.intercept_[0] - (model.coef_[0] * mean / scale).sum()) + prior_shift(prior)
+    raw_coef, raw_intercept = sign_constrained_logistic((x - mean) / scale, labels,
+                                                        [expected_sign(f) for f in features], regularisation)
+    coef = raw_coef / scale
+    intercept = raw_intercept - float((raw_coef * mean / scale).sum()) + prior_shift(prior)
     head = Head(features=list(features), coef=coef.tolist(), intercept=intercept, threshold=0.5, fill=fill.tolist())
     probabilities = head.predict_matrix(x)
     judged = np.ones(len(frame), bool) if threshold_rows is None else np.asarray(threshold_rows, bool)
     if not (judged & (labels == 0)).any():
         judged = np.ones(len(frame), bool)
-    authentic = probabilities[judged & (labels == 0)]
-    head.threshold = calibration.threshold_at_fpir(authentic, target_fpr)
+    authentic_rows = judged & (labels == 0)
+    authentic = probabilities[authentic_rows]
+    groups = frame["group"].to_numpy()[authentic_rows] if "group" in frame else np.arange(len(authentic))
+    head.threshold = robust_threshold(authentic, groups, target_fpr, confidence)
     return head, {"rows": int(len(frame)), "authentic": int((labels == 0).sum()), "forged": int((labels == 1).sum()),
                   "threshold_authentic_rows": int(len(authentic)),
+                  "threshold_authentic_groups": int(len(np.unique(groups))),
+                  "point_threshold": calibration.threshold_at_fpir(authentic, target_fpr),
                   "false_alarm_rate_at_threshold": calibration.rate_at(authentic, head.threshold),
                   "detection_rate_at_threshold": calibration.rate_at(probabilities[labels == 1], head.threshold)}
 
@@ -109,9 +178,11 @@ def fit_fusion(frame: pd.DataFrame, prior: float = 0.01, target_fpr: float = 0.0
     payload = {k: vars(h) for k, h in heads.items()}
     info = {"created_at": datetime.now(timezone.utc).isoformat(), "prior": prior,
             "prior_shift": prior_shift(prior), "target_fpr": target_fpr, "fits": fits,
-            "recipe": "logistic regression per head, balanced class weights, standardised features, a missing "
-                      "feature takes its fitting mean; intercept + logit(prior) - logit(0.5); threshold at "
-                      "target_fpr on the authentic faces the head judges",
+            "recipe": "logistic regression per head (L2, coefficients sign-constrained where the signal's direction "
+                      "is known: fusion_fit.expected_sign), balanced class weights, standardised features, a missing "
+                      "signal takes its fitting mean and a present: indicator per missingness pattern; intercept "
+                      "+ logit(prior) - logit(0.5); threshold: at most target_fpr of the authentic faces the "
+                      f"head judges reach it in {THRESHOLD_CONFIDENCE:.0%} of bootstrap resamples of their groups",
             **(metadata or {})}
     return FusionModel(heads=heads, version=fusion_version({**payload, "prior": prior}), metadata=info)
 

@@ -274,3 +274,34 @@ def test_shipped_fusion_is_the_default_loads_and_matches_its_manifest(onnx_galle
     (copy / "fusion.json").write_text(json.dumps(data))
     with pytest.raises(ValueError, match="sha256"):
         fusion_module.FusionModel.load(str(copy))
+
+
+def test_fit_keeps_known_directions_and_marks_missing_signals():
+    """A deficit that happens to fall with forgery in the fitting rows gets weight 0, not a
+    negative one; signals missing together (a weak candidate's deficits) share one indicator."""
+    rng = np.random.default_rng(4)
+    n = 600
+    labels = rng.integers(0, 2, n)
+    deficit = rng.normal(-0.8 * labels, 1.0)              # falls with forgery here: must not be learnt
+    gap = rng.normal(1.5 * labels, 1.0)
+    weak = rng.random(n) < 0.4                              # weak candidates: no deficits at all
+    frame = pd.DataFrame({"label": labels, "vip": True, "group": np.arange(n) // 3,
+                          "identity_deficit": np.where(weak, np.nan, deficit),
+                          "context_deficit": np.where(weak, np.nan, rng.normal(0, 1, n)),
+                          "inner_whole_gap": gap})
+    head = fusion_fit.fit_fusion(frame, prior=0.01, target_fpr=0.01).head(True)
+    coef = dict(zip(head.features, head.coef))
+    assert coef["identity_deficit"] == pytest.approx(0.0, abs=1e-6) and coef["inner_whole_gap"] > 0
+    assert [f for f in head.features if f.startswith("present:")] == ["present:identity_deficit"]
+    rows = [{"inner_whole_gap": 2.0}, {"inner_whole_gap": 2.0, "identity_deficit": 0.0, "context_deficit": 0.0}]
+    assert np.isfinite(head.predict(rows)).all()
+    assert fusion_fit.expected_sign("artefact:sbi") == 1 and fusion_fit.expected_sign("identity_cohort_z") == -1
+
+
+def test_group_robust_threshold_is_at_least_the_plain_quantile():
+    rng = np.random.default_rng(2)
+    groups = np.repeat(np.arange(40), 10)
+    scores = rng.normal(0, 1, 400) + rng.normal(0, 1.5, 40)[groups]  # strongly clustered by group
+    plain = fusion_fit.calibration.threshold_at_fpir(scores, 0.01)
+    robust = fusion_fit.robust_threshold(scores, groups, 0.01, confidence=0.9)
+    assert robust > plain and (scores >= robust).mean() <= 0.01
