@@ -57,15 +57,21 @@ def feature_value(name: str, value: float) -> float:
 @dataclass
 class Head:
     features: list[str]
-    coef: list[float]
+    coef: list[float]  # one per column: features, then indicators
     intercept: float
     threshold: float
     # Model-space value of a feature a row lacks (its mean on the fitting rows); None: required.
     fill: Optional[list[float]] = None
+    # Signals whose presence (1/0) enters after the features (see PRESENT).
+    indicators: list[str] = field(default_factory=list)
+
+    @property
+    def columns(self) -> list[str]:
+        return list(self.features) + [PRESENT + s for s in self.indicators]
 
     def predict_matrix(self, x: np.ndarray) -> np.ndarray:
-        """Model-space features (feature_value applied), NaN where missing."""
-        x = np.asarray(x, np.float64).reshape(len(x), len(self.features))
+        """Model-space columns (feature_value applied; indicators 0/1), NaN where missing."""
+        x = np.asarray(x, np.float64).reshape(len(x), len(self.columns))
         if self.fill is not None:
             x = np.where(np.isfinite(x), x, np.asarray(self.fill, np.float64))
         z = x @ np.asarray(self.coef, np.float64) + self.intercept
@@ -77,7 +83,7 @@ class Head:
         if self.fill is None:  # heads written before fill values: every signal required
             x = [[feature_value(f, r[f]) for f in self.features] for r in rows]
         else:
-            x = [[row_value(f, r) for f in self.features] for r in rows]
+            x = [[row_value(f, r) for f in self.columns] for r in rows]
         return self.predict_matrix(np.array(x, np.float64))
 
 

@@ -215,7 +215,7 @@ def write_fusion_artefact(fusion, root: Path, evaluation: dict, data: dict, comm
                 "fusion_sha256": hashlib.sha256(raw).hexdigest(), "prior": fusion.metadata["prior"],
                 "target_fpr": fusion.metadata["target_fpr"], "recipe": fusion.metadata["recipe"],
                 "calibration_side": fusion.metadata.get("calibration_side"), "command": command,
-                "signals": {k: h.features for k, h in fusion.heads.items()},
+                "signals": {k: h.columns for k, h in fusion.heads.items()},
                 "scorer": fusion.metadata.get("scorer", {}), "data": data,
                 "metrics_on_other_side": {f: {m: r[m] for m in ("auc", "tpr_at_fpr_1pct", "ece", "ece_even", "counts")}
                                           for f, r in evaluation["families"].items() if isinstance(r, dict) and "auc" in r},
@@ -250,7 +250,9 @@ def run(cache_dir: Path, analyzer, forgery_config, per_family: int, authentic_lf
         configured_scorer, configured_fusion, configured_error = scorer, scorer.fusion, f"{type(exc).__name__}: {exc}"
         log.warning("configured fusion %r unusable (%s): the configured section uses %s",
                     forgery_config.fusion_model, configured_error, scorer.fusion.version)
-    code = source_digest(list((Path(__file__).resolve().parents[2] / "operators" / "forgery").glob("*.py")))
+    # Signals depend on the scorer's code, not on the fusion's.
+    code = source_digest([p for p in (Path(__file__).resolve().parents[2] / "operators" / "forgery").glob("*.py")
+                          if p.name != "fusion.py"])
     key = hashlib.sha256(f"{scorer.model_version}|{matcher.gallery.version}|{code}".encode()).hexdigest()[:10]
     cached = corpus_dir / f"scored-{key}.pkl"
     if cached.exists():

@@ -124,16 +124,20 @@ def fit_head(frame: pd.DataFrame, features: list[str], prior: float, target_fpr:
     labels = frame["label"].to_numpy(np.int64)
     if len(set(labels)) < 2 or not features:
         return None, {"rows": int(len(frame)), "skipped": "needs authentic and forged rows and one signal"}
-    x = feature_rows(frame, features)
+    signals = [f for f in features if not f.startswith(PRESENT)]
+    indicators = [f[len(PRESENT):] for f in features if f.startswith(PRESENT)]
+    columns = signals + [PRESENT + s for s in indicators]
+    x = feature_rows(frame, columns)
     fill = np.nanmean(x, axis=0)
     fill = np.where(np.isfinite(fill), fill, 0.0)
     x = np.where(np.isfinite(x), x, fill)
     mean, scale = x.mean(axis=0), x.std(axis=0) + 1e-9
     raw_coef, raw_intercept = sign_constrained_logistic((x - mean) / scale, labels,
-                                                        [expected_sign(f) for f in features], regularisation)
+                                                        [expected_sign(f) for f in columns], regularisation)
     coef = raw_coef / scale
     intercept = raw_intercept - float((raw_coef * mean / scale).sum()) + prior_shift(prior)
-    head = Head(features=list(features), coef=coef.tolist(), intercept=intercept, threshold=0.5, fill=fill.tolist())
+    head = Head(features=signals, coef=coef.tolist(), intercept=intercept, threshold=0.5, fill=fill.tolist(),
+                indicators=indicators)
     probabilities = head.predict_matrix(x)
     judged = np.ones(len(frame), bool) if threshold_rows is None else np.asarray(threshold_rows, bool)
     if not (judged & (labels == 0)).any():
@@ -216,6 +220,6 @@ def predict(fusion: FusionModel, frame: pd.DataFrame) -> tuple[np.ndarray, np.nd
         rows = np.flatnonzero(vip == is_vip)
         if head is None or not len(rows):
             continue
-        scores[rows] = head.predict_matrix(feature_rows(frame.iloc[rows], head.features))
+        scores[rows] = head.predict_matrix(feature_rows(frame.iloc[rows], head.columns))
         thresholds[rows] = head.threshold
     return scores, thresholds

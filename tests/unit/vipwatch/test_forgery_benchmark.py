@@ -290,9 +290,10 @@ def test_fit_keeps_known_directions_and_marks_missing_signals():
                           "context_deficit": np.where(weak, np.nan, rng.normal(0, 1, n)),
                           "inner_whole_gap": gap})
     head = fusion_fit.fit_fusion(frame, prior=0.01, target_fpr=0.01).head(True)
-    coef = dict(zip(head.features, head.coef))
+    coef = dict(zip(head.columns, head.coef))
     assert coef["identity_deficit"] == pytest.approx(0.0, abs=1e-6) and coef["inner_whole_gap"] > 0
-    assert [f for f in head.features if f.startswith("present:")] == ["present:identity_deficit"]
+    assert head.indicators == ["identity_deficit"] and "present:identity_deficit" in coef
+    assert not any(f.startswith("present:") for f in head.features)  # what the scorer must compute
     rows = [{"inner_whole_gap": 2.0}, {"inner_whole_gap": 2.0, "identity_deficit": 0.0, "context_deficit": 0.0}]
     assert np.isfinite(head.predict(rows)).all()
     assert fusion_fit.expected_sign("artefact:sbi") == 1 and fusion_fit.expected_sign("identity_cohort_z") == -1
