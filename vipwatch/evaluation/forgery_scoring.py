@@ -80,4 +80,5 @@ def score_corpus(labels: list[dict], analyzer, matcher, scorer, decode: DecodeCo
     frame["vip"] = frame["forgery_identity_id"].notna()
     frame.attrs["inputs"] = len(uris)
     frame.attrs["faceless_inputs"] = len(set(uris) - set(frame["image_uri"]))
-    return frame.drop(columns=["bbox", "landmarks"]).reset_index(drop=True)
+    # bbox stays: video verdicts link faces into tracks by it.
+    return frame.drop(columns=["landmarks"]).reset_index(drop=True)
