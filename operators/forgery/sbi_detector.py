@@ -8,8 +8,7 @@ import json
 import numpy as np
 import torch
 
-from operators.forgery.sbi_model import model_inputs
-from operators.forgery.sbi_model import MANIFEST_FILE, MODEL_FILE
+from operators.forgery.sbi_model import MANIFEST_FILE, MODEL_FILE, model_inputs
 from operators.forgery.torch_device import select_device
 from core import storage
 from core.config import StorageConfig
@@ -26,12 +25,13 @@ class SBIDetector:
             raise ValueError(f"{artifact_uri}: {MODEL_FILE} does not match the sha256 in its manifest")
         self.version = self.manifest["version"]
         self.input_size = int(self.manifest["input"]["size"])
+        self.window = tuple(int(v) for v in self.manifest["input"]["context_window"])
         self.device = select_device(device)
         self.model = torch.jit.load(io.BytesIO(model_bytes), map_location=self.device).eval()
         self.batch_size = batch_size
 
     def score(self, context_faces: list[np.ndarray]) -> np.ndarray:
-        inputs = model_inputs(context_faces, self.input_size)
+        inputs = model_inputs(context_faces, self.input_size, self.window)
         out = []
         with torch.inference_mode():
             for start in range(0, len(inputs), self.batch_size):

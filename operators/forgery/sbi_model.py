@@ -1,6 +1,9 @@
-"""The SBI detector network: a small CNN of our own (torchvision cannot be installed beside the
-pinned torch), wrapped so that the exported TorchScript takes raw RGB uint8 faces and returns
-P(fake). Preprocessing lives inside the artefact, so training and scoring cannot disagree."""
+"""The SBI detector network, wrapped so that the exported TorchScript takes raw RGB uint8 faces
+and returns P(fake). Preprocessing lives inside the artefact, so training and scoring cannot
+disagree. Backbones: ``mfn`` (the MobileFaceNet recogniser's feature layers, converted from
+ONNX by vipwatch/training/onnx_backbone.py, plus a pooled linear head) or a small CNN of our
+own trained from scratch (``tiny``/``small``/``base``; torchvision cannot be installed beside
+the pinned CPU torch)."""
 from __future__ import annotations
 
 import io
@@ -10,14 +13,14 @@ import numpy as np
 import torch
 from torch import nn
 
-# What the network sees of the 224 context crop: the 112 aligned window (x0, y0, x1, y1). It
-# holds the whole landmark hull, and it is the only part with real pixels when the input was
-# already aligned (--aligned pads the rest by edge replication), so training on aligned crops
-# and scoring crawl crops see the same thing.
-CONTEXT_WINDOW = (56, 56, 168, 168)
+from operators.forgery.face_crop import SBI_WINDOW
+
+# What the network sees of the 224 context crop (x0, y0, x1, y1); training crops the same window
+# from native pixels (operators/forgery/face_crop.py). Stored in each artefact's manifest.
+CONTEXT_WINDOW = SBI_WINDOW
 # Files of a trained SBI artefact (a directory or s3:// prefix).
 MODEL_FILE, MANIFEST_FILE = "model.pt", "manifest.json"
-BACKBONES = {"tiny": (8, 16, 32, 64), "small": (16, 32, 64, 128), "base": (32, 64, 128, 256)}
+SCRATCH_BACKBONES = {"tiny": (8, 16, 32, 64), "small": (16, 32, 64, 128), "base": (32, 64, 128, 256)}
 
 
 def _stage(cin: int, cout: int) -> nn.Sequential:
@@ -26,11 +29,24 @@ def _stage(cin: int, cout: int) -> nn.Sequential:
         nn.Conv2d(cout, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True))
 
 
+class FeatureHead(nn.Module):
+    """A pretrained feature extractor (N, C, h, w), global average pooling, dropout, one logit."""
+
+    def __init__(self, features: nn.Module, channels: int, dropout: float = 0.2):
+        super().__init__()
+        self.features = features
+        self.dropout = nn.Dropout(dropout)
+        self.classifier = nn.Linear(channels, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.dropout(self.features(x).mean(dim=(2, 3)))).squeeze(1)
+
+
 class SmallCNN(nn.Module):
     """Four stride-2 stages then global pooling: blending artefacts are local, so a shallow net
     with a small receptive field per stage suffices; returns one logit per image."""
 
-    def __init__(self, widths: tuple[int, ...] = BACKBONES["small"]):
+    def __init__(self, widths: tuple[int, ...] = SCRATCH_BACKBONES["small"]):
         super().__init__()
         stages, cin = [], 3
         for width in widths:
@@ -44,8 +60,9 @@ class SmallCNN(nn.Module):
 
 
 def normalise(faces_uint8_nhwc: torch.Tensor) -> torch.Tensor:
-    """(N, H, W, 3) uint8 -> (N, 3, H, W) in [-1, 1]; training and the artefact both call this."""
-    return faces_uint8_nhwc.permute(0, 3, 1, 2).float() / 127.5 - 1.0
+    """(N, H, W, 3) uint8 -> (N, 3, H, W), (x - 127.5) / 128 (the recogniser's own input scaling);
+    training and the artefact both call this."""
+    return (faces_uint8_nhwc.permute(0, 3, 1, 2).float() - 127.5) / 128.0
 
 
 class UInt8Scorer(nn.Module):
@@ -59,15 +76,10 @@ class UInt8Scorer(nn.Module):
         return torch.sigmoid(self.network(normalise(faces)))
 
 
-def build_network(backbone: str) -> SmallCNN:
-    if backbone not in BACKBONES:
-        raise ValueError(f"unknown backbone {backbone!r}; choose from {sorted(BACKBONES)}")
-    return SmallCNN(BACKBONES[backbone])
-
-
-def model_inputs(context_faces, size: int) -> np.ndarray:
-    """224 context crops -> (N, size, size, 3) uint8 network inputs."""
-    x0, y0, x1, y1 = CONTEXT_WINDOW
+def model_inputs(context_faces, size: int, window: tuple[int, int, int, int] = CONTEXT_WINDOW) -> np.ndarray:
+    """224 context crops -> (N, size, size, 3) uint8 network inputs (no resampling when the
+    window is already ``size`` wide)."""
+    x0, y0, x1, y1 = window
     out = np.empty((len(context_faces), size, size, 3), np.uint8)
     for index, face in enumerate(context_faces):
         window = np.ascontiguousarray(face[y0:y1, x0:x1])
@@ -76,8 +88,12 @@ def model_inputs(context_faces, size: int) -> np.ndarray:
     return out
 
 
-def export_torchscript(network: nn.Module) -> bytes:
+def export_torchscript(network: nn.Module, size: int) -> bytes:
+    """Traced (the converted backbone runs a fixed plan that tracing unrolls); the batch size
+    stays free."""
     scorer = UInt8Scorer(network).cpu().eval()
+    example = torch.zeros((2, size, size, 3), dtype=torch.uint8)
     buffer = io.BytesIO()
-    torch.jit.save(torch.jit.script(scorer), buffer)
+    with torch.no_grad():
+        torch.jit.save(torch.jit.trace(scorer, example, check_trace=False), buffer)
     return buffer.getvalue()

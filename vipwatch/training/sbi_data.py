@@ -1,142 +1,114 @@
-"""Training data for the SBI detector: real faces as 224 context crops (the crawl's own framing),
-their identities for a held-out-by-identity split, and (real, self-blended) training pairs."""
+"""SBI training samples from cached native-resolution faces (vipwatch/training/sbi_faces.py):
+a self-blend at native resolution, the web's laundering (downscale, JPEG) applied alike to both
+images of the pair, then the network's input window cut with area interpolation; and the
+identity split."""
 from __future__ import annotations
 
-import io
-import logging
-from dataclasses import dataclass, field
-from typing import Optional
+from dataclasses import dataclass
 
 import cv2
 import numpy as np
-import pandas as pd
-from PIL import Image
 
-from operators.align import crop_from_aligned_input
-from operators.decode import DecodeError, ImageDecoder, decode_image
-from operators.forgery.sbi import CONTEXT_LANDMARKS, self_blend
-from operators.forgery.sbi_model import model_inputs
-from core import storage
-from core.config import DecodeConfig, ModelPackConfig, StorageConfig
-from core.schema import STATUS_OK
-from operators.face_analyzer import FaceAnalyzer
-
-log = logging.getLogger(__name__)
-BATCH = 16
+from operators.forgery.face_crop import SBI_WINDOW, alignment_matrix, native_crop
+from operators.forgery.sbi import five_points, self_blend
+from vipwatch.training.sbi_faces import decode_png
 
 
-@dataclass
-class FaceSet:
-    source: str
-    faces: np.ndarray                 # (N, 224, 224, 3) uint8 context crops
-    identities: list[Optional[str]]   # per face; None when the layout has no identity folders
-    images: int = 0                   # input files listed
-    skipped: list[str] = field(default_factory=list)  # "uri: reason"
-
-    def subset(self, indices) -> "FaceSet":
-        indices = list(indices)
-        return FaceSet(self.source, self.faces[indices], [self.identities[i] for i in indices], len(indices))
-
-    def describe(self) -> dict:
-        names = sorted({i for i in self.identities if i is not None})
-        return {"source": self.source, "faces": int(len(self.faces)), "identities": names,
-                "identity_count": len(names), "images_listed": self.images, "skipped": len(self.skipped)}
+@dataclass(frozen=True)
+class Augment:
+    """Pair-level augmentation (same draw for the real and its blend)."""
+    jpeg_p: float = 0.5
+    jpeg_quality: tuple[int, int] = (40, 100)
+    downscale_p: float = 0.3
+    downscale: tuple[float, float] = (0.3, 0.9)
+    crop_scale: tuple[float, float] = (0.93, 1.07)
+    crop_shift_px: float = 4.0
+    flip_p: float = 0.5
 
 
-def identity_of(root: str, uri: str) -> Optional[str]:
-    relative = uri[len(root):].lstrip("/")
-    return relative.split("/", 1)[0] if "/" in relative else None
+NO_AUGMENT = Augment(jpeg_p=0.0, downscale_p=0.0, crop_scale=(1.0, 1.0), crop_shift_px=0.0, flip_p=0.0)
 
 
-def list_images(root: str, storage_config: Optional[StorageConfig] = None,
-                max_per_identity: Optional[int] = None) -> list[str]:
-    root = storage.normalise(root)
-    by_identity: dict[Optional[str], list[str]] = {}
-    for uri in storage.list_files(root, storage.IMAGE_EXTENSIONS, storage_config):
-        by_identity.setdefault(identity_of(root, uri), []).append(uri)
-    return [uri for key in sorted(by_identity, key=str) for uri in sorted(by_identity[key])[:max_per_identity]]
+def _jpeg(image: np.ndarray, quality: int) -> np.ndarray:
+    ok, data = cv2.imencode(".jpg", cv2.cvtColor(image, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, quality])
+    return cv2.cvtColor(cv2.imdecode(data, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
 
 
-def _padded_png(data: bytes, pad_fraction: float) -> bytes:
-    """Tight face crops (MesoNet's samples) leave the detector no margin. Edge replication,
-    not reflection: a mirrored border holds mirrored faces that the detector would find too."""
-    rgb = decode_image(data, DecodeConfig())
-    pad = int(round(max(rgb.shape[:2]) * pad_fraction))
-    padded = cv2.copyMakeBorder(rgb, pad, pad, pad, pad, cv2.BORDER_REPLICATE)
-    buffer = io.BytesIO()
-    Image.fromarray(padded).save(buffer, format="PNG")
-    return buffer.getvalue()
+def _downscaled(image: np.ndarray, factor: float) -> np.ndarray:
+    """The image as if published this much smaller (area), shown back at its size."""
+    height, width = image.shape[:2]
+    small = cv2.resize(image, (max(8, round(width * factor)), max(8, round(height * factor))),
+                       interpolation=cv2.INTER_AREA)
+    return cv2.resize(small, (width, height), interpolation=cv2.INTER_LINEAR)
 
 
-def load_faces(root: str, aligned: bool = False, model: Optional[ModelPackConfig] = None,
-               storage_config: Optional[StorageConfig] = None, max_per_identity: Optional[int] = None,
-               pad_fraction: float = 0.0, analyzer=None) -> FaceSet:
-    """Every face under ``root`` as a context crop. ``aligned``: inputs are 112 template crops
-    (padded as the crawl pads them); otherwise the crawl's ImageDecoder + FaceAnalyzer find them."""
-    root = storage.normalise(root)
-    uris = list_images(root, storage_config, max_per_identity)
-    faces, identities, skipped = [], [], []
-    if aligned:
-        for uri in uris:
-            try:
-                rgb = decode_image(storage.read_bytes(uri, storage_config), DecodeConfig())
-            except DecodeError as exc:
-                skipped.append(f"{uri}: {exc}")
-                continue
-            faces.append(crop_from_aligned_input(rgb)[1])
-            identities.append(identity_of(root, uri))
-    else:
-        analyzer = analyzer or FaceAnalyzer(model or ModelPackConfig(), storage=storage_config)
-        decoder = ImageDecoder(DecodeConfig())
-        for start in range(0, len(uris), BATCH):
-            chunk = uris[start:start + BATCH]
-            data = [storage.read_bytes(u, storage_config) for u in chunk]
-            if pad_fraction:
-                data = [_padded_png(d, pad_fraction) for d in data]
-            rows = analyzer(decoder(pd.DataFrame({"path": chunk, "bytes": data})))
-            for row in rows.select(["image_uri", "status", "error", "context_face"]).to_pylist():
-                if row["status"] != STATUS_OK:
-                    skipped.append(f"{row['image_uri']}: {row['status']} {row['error'] or ''}".strip())
-                    continue
-                faces.append(np.frombuffer(row["context_face"], np.uint8).reshape(224, 224, 3))
-                identities.append(identity_of(root, row["image_uri"]))
-    for item in skipped:
-        log.warning("skipped %s", item)
-    array = np.stack(faces) if faces else np.zeros((0, 224, 224, 3), np.uint8)
-    return FaceSet(root, array, identities, len(uris), skipped)
+def jittered_matrix(landmarks68: np.ndarray, augment: Augment, rng: np.random.Generator, size: int,
+                    window: tuple[int, int, int, int] = SBI_WINDOW) -> np.ndarray:
+    """The crawl's alignment from the 5 points, slightly rescaled / shifted about the window
+    centre (detectors disagree by a few pixels)."""
+    matrix = alignment_matrix(five_points(landmarks68), window, size)
+    scale = rng.uniform(*augment.crop_scale)
+    centre = np.array([size / 2, size / 2])
+    jitter = np.array([[scale, 0, (1 - scale) * centre[0]], [0, scale, (1 - scale) * centre[1]]])
+    jitter[:, 2] += rng.uniform(-augment.crop_shift_px, augment.crop_shift_px, size=2)
+    return np.concatenate([jitter[:, :2] @ matrix[:, :2], (jitter[:, :2] @ matrix[:, 2] + jitter[:, 2])[:, None]], axis=1)
 
 
-def split_by_identity(face_set: FaceSet, val_fraction: float, seed: int) -> tuple[list[int], list[int], str]:
-    """(train indices, validation indices, how). Whole identities go to validation, so the
-    metric measures faces the network never saw; without identity folders, whole images."""
-    rng = np.random.default_rng(seed)
-    names = sorted({i for i in face_set.identities if i is not None})
-    if len(names) >= 2 and None not in face_set.identities:
-        held = set(rng.permutation(names)[:max(1, int(round(len(names) * val_fraction)))].tolist())
-        val = [i for i, name in enumerate(face_set.identities) if name in held]
-        return [i for i, name in enumerate(face_set.identities) if name not in held], val, "by_identity"
-    order = rng.permutation(len(face_set.faces))
-    cut = max(1, int(round(len(order) * val_fraction)))
-    return sorted(order[cut:].tolist()), sorted(order[:cut].tolist()), "by_image"
+def training_pair(region: np.ndarray, landmarks68: np.ndarray, rng: np.random.Generator, size: int,
+                  augment: Augment = Augment(), window: tuple[int, int, int, int] = SBI_WINDOW
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """(real, fake) network inputs, each (size, size, 3) uint8, from one cached face."""
+    pair = self_blend(region, landmarks68, rng)
+    real, fake = pair.real, pair.fake
+    if rng.random() < augment.downscale_p:
+        factor = rng.uniform(*augment.downscale)
+        real, fake = _downscaled(real, factor), _downscaled(fake, factor)
+    if rng.random() < augment.jpeg_p:
+        quality = int(rng.integers(augment.jpeg_quality[0], augment.jpeg_quality[1] + 1))
+        real, fake = _jpeg(real, quality), _jpeg(fake, quality)
+    matrix = jittered_matrix(landmarks68, augment, rng, size, window)
+    real, fake = native_crop(real, None, size, window, matrix), native_crop(fake, None, size, window, matrix)
+    if rng.random() < augment.flip_p:
+        real, fake = real[:, ::-1], fake[:, ::-1]
+    return np.ascontiguousarray(real), np.ascontiguousarray(fake)
 
 
-def training_batch(context_faces: np.ndarray, size: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """Each real face and its self-blend, both flipped alike half the time: (2B, size, size, 3)
-    uint8 inputs and (2B,) labels. Pairs keep the only difference between classes the blend."""
+def pairs_from_rows(regions: list[bytes], landmarks: list, rng: np.random.Generator, size: int,
+                    augment: Augment = Augment(), window: tuple[int, int, int, int] = SBI_WINDOW
+                    ) -> tuple[np.ndarray, np.ndarray]:
+    """Cache rows -> (2B, h, w, 3) uint8 inputs (reals then fakes) and (2B,) float32 labels."""
     reals, fakes = [], []
-    for face in context_faces:
-        fake = self_blend(face, CONTEXT_LANDMARKS, rng).image
-        if rng.random() < 0.5:
-            face, fake = face[:, ::-1], fake[:, ::-1]
-        reals.append(face)
+    for data, points in zip(regions, landmarks):
+        real, fake = training_pair(decode_png(data), np.asarray(points, np.float32).reshape(68, 2), rng, size,
+                                   augment, window)
+        reals.append(real)
         fakes.append(fake)
-    inputs = model_inputs(reals + fakes, size)
+    images = np.stack(reals + fakes)
     labels = np.concatenate([np.zeros(len(reals)), np.ones(len(fakes))]).astype(np.float32)
-    return inputs, labels
+    return images, labels
 
 
-def validation_pairs(context_faces: np.ndarray, size: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Held-out reals and one fixed (seeded) self-blend of each: the same set every epoch."""
+class PairMaker:
+    """Ray Data batch callable: cache rows -> training samples, a fresh blend every epoch."""
+
+    def __init__(self, size: int, augment: Augment = Augment(), window: tuple[int, int, int, int] = SBI_WINDOW):
+        self.rng = np.random.default_rng()
+        self.size, self.augment, self.window = size, augment, window
+
+    def __call__(self, batch: dict) -> dict:
+        images, labels = pairs_from_rows(list(batch["region"]), list(batch["landmarks"]), self.rng, self.size,
+                                         self.augment, self.window)
+        return {"image": images, "label": labels}
+
+
+def split_by_identity(identities: list[str], sources: list[str], val_source: str, val_fraction: float,
+                      seed: int) -> tuple[set[str], set[str]]:
+    """(train identities, validation identities): a share of ``val_source``'s identities is held
+    out whole; every other source trains."""
+    held_candidates = sorted({i for i, s in zip(identities, sources) if s == val_source})
+    if len(held_candidates) < 2:
+        raise ValueError(f"validation source {val_source!r} has {len(held_candidates)} identities; need 2+")
     rng = np.random.default_rng(seed)
-    fakes = [self_blend(face, CONTEXT_LANDMARKS, rng).image for face in context_faces]
-    return model_inputs(list(context_faces), size), model_inputs(fakes, size)
+    count = min(len(held_candidates) - 1, max(1, int(round(len(held_candidates) * val_fraction))))
+    held = set(rng.permutation(held_candidates)[:count].tolist())
+    return set(identities) - held, held

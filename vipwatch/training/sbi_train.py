@@ -1,17 +1,22 @@
 """Train the SBI detector with Ray Train (TorchTrainer) and write a versioned artefact:
 ``model.pt`` (TorchScript, uint8 RGB faces -> P(fake)) + ``manifest.json``.
 
-Real faces are loaded once on the driver and handed to the workers as a Ray Dataset (sharded
-per worker); pseudo-fakes are made on the fly in the workers, a fresh blend every epoch.
+Real faces are found once into a Parquet cache (native-resolution regions + 68 landmarks,
+vipwatch/training/sbi_faces.py). The training Dataset reads it, samples a share of the faces
+each epoch and makes the (real, self-blend) pairs in Ray Data tasks, so pair making runs beside
+the training workers (CPU nodes on a GPU cluster) and every epoch sees fresh blends.
 """
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import logging
+import math
 import shutil
 import tempfile
-from dataclasses import dataclass, field
+import time
+from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable, Optional
@@ -19,37 +24,61 @@ from typing import Callable, Optional
 import numpy as np
 import torch
 
-from vipwatch.training.sbi_data import FaceSet, load_faces, split_by_identity, training_batch, validation_pairs
-from operators.forgery.sbi_model import (MANIFEST_FILE, MODEL_FILE, CONTEXT_WINDOW, build_network, export_torchscript,
-                                         model_inputs, normalise)
 from core import storage
 from core.config import ModelPackConfig, StorageConfig
+from operators.forgery.face_crop import SBI_WINDOW
+from operators.forgery.sbi import BLEND_RATIOS, HULL_KINDS
+from operators.forgery.sbi_model import MANIFEST_FILE, MODEL_FILE, export_torchscript, model_inputs, normalise
+from vipwatch.training.sbi_data import Augment, PairMaker, pairs_from_rows, split_by_identity
+from vipwatch.training.sbi_eval import load_faces
+from vipwatch.training.sbi_faces import RealSource, build_face_cache, read_faces
+from vipwatch.training.sbi_network import MOBILEFACENET, build_network
 from vipwatch.ray_cluster import init_ray
 
 log = logging.getLogger(__name__)
 
+# Terms of what a trained artefact saw, by source name (a source not listed is reported as such).
+DATA_TERMS = {
+    "lfw": "LFW (UMass Amherst): research benchmark, no licence; photos copyright their owners. Research use only",
+    "faces_aligned": "Glint360K sample (ElisonSherton/Face-Applications): non-commercial research only",
+    "photos": "public-figure photos from ageitgey/face_recognition (MIT code), timesler/facenet-pytorch (MIT), "
+              "Linzaer Ultra-Light (MIT), hpc203/scrfd-opencv (no licence stated)",
+    "ffpp_original": "FaceForensics++: research, non-commercial",
+}
+BACKBONE_TERMS = {
+    "mfn": "MobileFaceNet weights from foamliu/MobileFaceNet (Apache-2.0), trained on MS1M (research terms)",
+}
+LANDMARK_TERMS = "dlib 68-point shape predictor (face-recognition-models): iBUG 300-W, non-commercial"
 
 
 @dataclass
 class TrainOptions:
-    real: str
+    real: list[RealSource]
     out: str
-    aligned: bool = False
+    cache: str
     model: ModelPackConfig = field(default_factory=ModelPackConfig)
     epochs: int = 3
-    image_size: int = 96
-    backbone: str = "small"
-    batch_size: int = 32
-    lr: float = 2e-3
-    val_fraction: float = 0.2
+    epoch_fraction: float = 1.0
+    image_size: int = 128
+    backbone: str = "mfn"
+    backbone_weights: Optional[str] = None
+    batch_size: int = 16
+    lr: float = 2e-4
+    head_lr_factor: float = 10.0
+    val_source: Optional[str] = None
+    val_fraction: float = 0.05
+    max_val_faces: int = 400
     max_per_identity: Optional[int] = None
+    max_steps: Optional[int] = None
     val_real: Optional[str] = None
     val_fake: Optional[str] = None
     val_pad: float = 0.5
     num_workers: int = 1
     use_gpu: bool = False
     cpus_per_worker: float = 1.0
+    data_cpus: float = 0.5
     seed: int = 0
+    version: Optional[str] = None
     storage: StorageConfig = field(default_factory=StorageConfig)
 
 
@@ -57,7 +86,7 @@ def score_inputs(scorer: Callable[[torch.Tensor], torch.Tensor], inputs: np.ndar
     out = []
     with torch.inference_mode():
         for start in range(0, len(inputs), batch):
-            out.append(scorer(torch.from_numpy(np.array(inputs[start:start + batch]))).cpu().numpy())
+            out.append(scorer(torch.from_numpy(np.array(inputs[start:start + batch]))).float().cpu().numpy())
     return np.concatenate(out).astype(np.float32) if out else np.zeros(0, np.float32)
 
 
@@ -75,6 +104,12 @@ def _bare(network: torch.nn.Module) -> torch.nn.Module:
     return network.module if hasattr(network, "module") else network  # DDP wraps when world size > 1
 
 
+def _param_groups(network: torch.nn.Module, lr: float, head_factor: float) -> list[dict]:
+    head = [p for n, p in network.named_parameters() if "classifier" in n]
+    body = [p for n, p in network.named_parameters() if "classifier" not in n]
+    return [{"params": body, "lr": lr}, {"params": head, "lr": lr * head_factor}]
+
+
 def train_loop_per_worker(config: dict) -> None:
     import ray
     import ray.train
@@ -82,43 +117,62 @@ def train_loop_per_worker(config: dict) -> None:
 
     rank = ray.train.get_context().get_world_rank()
     torch.manual_seed(config["seed"] + rank)
-    rng = np.random.default_rng(config["seed"] + 1000 * rank)
-    network = ray_torch.prepare_model(build_network(config["backbone"]))
+    network = ray_torch.prepare_model(build_network(config["backbone"], config["backbone_weights"]))
     device = ray_torch.get_device()
-    optimizer = torch.optim.AdamW(network.parameters(), lr=config["lr"], weight_decay=1e-4)
-    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config["epochs"])
+    optimizer = torch.optim.AdamW(_param_groups(network, config["lr"], config["head_lr_factor"]), weight_decay=1e-4)
+    total_steps = max(1, config["total_steps"])
+    warmup = max(1, total_steps // 20)
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: min(1.0, (step + 1) / warmup) * 0.5 * (
+        1 + math.cos(math.pi * min(step, total_steps) / total_steps)))
     loss_fn = torch.nn.BCEWithLogitsLoss()
     val_real, val_fake = ray.get(config["validation"])
     shard = ray.train.get_dataset_shard("train")
+    step, started = 0, time.monotonic()
     for epoch in range(config["epochs"]):
         network.train()
-        total, seen = 0.0, 0
-        for batch in shard.iter_batches(batch_size=config["batch_size"], batch_format="numpy",
-                                        local_shuffle_buffer_size=4 * config["batch_size"]):
-            inputs, labels = training_batch(batch["data"], config["image_size"], rng)
-            logits = network(normalise(torch.from_numpy(inputs)).to(device))
-            loss = loss_fn(logits, torch.from_numpy(labels).to(device))
+        total, seen, epoch_start = 0.0, 0, time.monotonic()
+        for batch in shard.iter_batches(batch_size=2 * config["batch_size"], batch_format="numpy", prefetch_batches=2):
+            logits = network(normalise(torch.from_numpy(batch["image"])).to(device))
+            loss = loss_fn(logits, torch.from_numpy(batch["label"]).float().to(device))
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
-            total, seen = total + loss.item() * len(labels), seen + len(labels)
-        schedule.step()
+            schedule.step()
+            step += 1
+            total, seen = total + loss.item() * len(batch["label"]), seen + len(batch["label"])
+            if config["max_steps"] and step >= config["max_steps"]:
+                break
         network.eval()
         scorer = lambda x: torch.sigmoid(_bare(network)(normalise(x).to(device)))  # noqa: E731
-        metrics = {"epoch": epoch + 1, "train_loss": total / max(seen, 1), "train_images": seen,
+        metrics = {"epoch": epoch + 1, "train_loss": total / max(seen, 1), "train_images": seen, "steps": step,
+                   "train_seconds": time.monotonic() - started, "epoch_seconds": time.monotonic() - epoch_start,
                    **{f"val_{k}": v for k, v in separation_metrics(score_inputs(scorer, val_real),
                                                                    score_inputs(scorer, val_fake)).items()}}
+        last = epoch == config["epochs"] - 1 or bool(config["max_steps"] and step >= config["max_steps"])
         checkpoint = None
-        if rank == 0 and epoch == config["epochs"] - 1:
+        if rank == 0 and last:
             directory = tempfile.mkdtemp(prefix="sbi-ckpt-")
-            (Path(directory) / MODEL_FILE).write_bytes(export_torchscript(_bare(network)))
+            (Path(directory) / MODEL_FILE).write_bytes(export_torchscript(_bare(network), config["image_size"]))
             checkpoint = ray.train.Checkpoint.from_directory(directory)
         ray.train.report(metrics, checkpoint=checkpoint)
+        if last:
+            break
 
 
-def fit(options: TrainOptions, train_faces: FaceSet, validation_ref) -> tuple[bytes, list[dict]]:
-    """Runs TorchTrainer; returns the TorchScript bytes and the per-epoch metrics."""
+def training_dataset(cache: str, train_identities: set[str], options: TrainOptions):
     import ray.data
+
+    dataset = read_faces(cache, columns=["identity", "region", "landmarks", "status"]).filter(
+        fn=lambda row: row["identity"] in train_identities).randomize_block_order()
+    if options.epoch_fraction < 1.0:
+        dataset = dataset.random_sample(options.epoch_fraction)
+    return dataset.map_batches(
+        PairMaker, fn_constructor_kwargs={"size": options.image_size}, batch_size=options.batch_size,
+        batch_format="numpy", compute=ray.data.ActorPoolStrategy(size=1), num_cpus=options.data_cpus)
+
+
+def fit(options: TrainOptions, dataset, validation_ref, total_steps: int) -> tuple[bytes, list[dict]]:
+    """Runs TorchTrainer; returns the TorchScript bytes and the per-epoch metrics."""
     from ray.train import RunConfig, ScalingConfig
     from ray.train.torch import TorchTrainer
 
@@ -127,13 +181,15 @@ def fit(options: TrainOptions, train_faces: FaceSet, validation_ref) -> tuple[by
         trainer = TorchTrainer(
             train_loop_per_worker,
             train_loop_config={"epochs": options.epochs, "image_size": options.image_size, "lr": options.lr,
-                               "backbone": options.backbone, "batch_size": options.batch_size,
-                               "seed": options.seed, "validation": validation_ref},
+                               "head_lr_factor": options.head_lr_factor, "backbone": options.backbone,
+                               "backbone_weights": options.backbone_weights, "batch_size": options.batch_size,
+                               "seed": options.seed, "validation": validation_ref, "total_steps": total_steps,
+                               "max_steps": options.max_steps},
             # Fractional / explicit CPUs: a worker holding every CPU starves Ray Data's tasks.
             scaling_config=ScalingConfig(num_workers=options.num_workers, use_gpu=options.use_gpu,
                                          resources_per_worker={"CPU": options.cpus_per_worker}),
             run_config=RunConfig(name="train_forgery", storage_path=results_dir),
-            datasets={"train": ray.data.from_numpy(train_faces.faces)},
+            datasets={"train": dataset},
         )
         result = trainer.fit()
         if result.error:
@@ -149,35 +205,50 @@ def fit(options: TrainOptions, train_faces: FaceSet, validation_ref) -> tuple[by
 
 def _clean(record: dict) -> dict:
     return {k: (float(v) if isinstance(v, (np.floating, float)) else int(v) if isinstance(v, (np.integer, int)) else v)
-            for k, v in record.items() if k.startswith(("epoch", "train_", "val_"))}
+            for k, v in record.items() if k.startswith(("epoch", "train_", "val_", "steps"))}
 
 
 def evaluate_artifact(model_bytes: bytes, inputs_real: np.ndarray, inputs_fake: np.ndarray) -> dict:
-    import io
-
     scripted = torch.jit.load(io.BytesIO(model_bytes), map_location="cpu").eval()
     return separation_metrics(score_inputs(scripted, inputs_real), score_inputs(scripted, inputs_fake))
 
 
-def run_training(options: TrainOptions) -> dict:
+def validation_pairs(rows, size: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Held-out faces and one fixed (seeded) self-blend each, laundered like training pairs."""
+    images, labels = pairs_from_rows(list(rows["region"]), list(rows["landmarks"]), np.random.default_rng(seed),
+                                     size, Augment(flip_p=0.0))
+    return images[labels == 0], images[labels == 1]
 
+
+def run_training(options: TrainOptions) -> dict:
     if bool(options.val_real) != bool(options.val_fake):
         raise ValueError("--val-real and --val-fake go together")
-    faces = load_faces(options.real, aligned=options.aligned, model=options.model, storage_config=options.storage,
-                       max_per_identity=options.max_per_identity)
-    if len(faces.faces) < 2:
-        raise ValueError(f"need at least 2 real faces under {options.real}, found {len(faces.faces)}")
-    train_idx, val_idx, split = split_by_identity(faces, options.val_fraction, options.seed)
-    train_set, val_set = faces.subset(train_idx), faces.subset(val_idx)
-    val_real, val_fake = validation_pairs(val_set.faces, options.image_size, seed=options.seed + 7)
-    log.info("training on %d faces (%s), validating on %d (%s)", len(train_idx),
-             train_set.describe()["identity_count"], len(val_idx), split)
-
+    started = time.monotonic()
     init_ray()
     import ray
 
-    model_bytes, history = fit(options, train_set, ray.put((val_real, val_fake)))
-    metrics = {"held_out_real_vs_sbi": evaluate_artifact(model_bytes, val_real, val_fake)}
+    cache_manifest = build_face_cache(options.real, options.cache, options.storage, options.max_per_identity)
+    cache_seconds = time.monotonic() - started
+    index = read_faces(options.cache, columns=["source", "identity", "status"]).to_pandas()
+    val_source = options.val_source or max(cache_manifest["sources"], key=lambda s: cache_manifest["sources"][s]["faces"])
+    train_ids, val_ids = split_by_identity(list(index["identity"]), list(index["source"]), val_source,
+                                           options.val_fraction, options.seed)
+    train_rows = index[index["identity"].isin(train_ids)]
+    val_index = index[index["identity"].isin(val_ids)]
+    val_rows = read_faces(options.cache, columns=["identity", "region", "landmarks", "status", "image_uri"]) \
+        .filter(fn=lambda row: row["identity"] in val_ids).to_pandas()
+    val_rows = val_rows.sort_values("image_uri").iloc[:options.max_val_faces]
+    val_real, val_fake = validation_pairs(val_rows, options.image_size, seed=options.seed + 7)
+    steps_per_epoch = math.ceil(len(train_rows) * options.epoch_fraction / options.batch_size / options.num_workers)
+    total_steps = min(steps_per_epoch * options.epochs, options.max_steps or 1 << 62)
+    log.info("training on %d faces (%d identities), validating on %d held-out %s faces; %d steps",
+             len(train_rows), train_rows["identity"].nunique(), len(val_rows), val_source, total_steps)
+
+    train_started = time.monotonic()
+    model_bytes, history = fit(options, training_dataset(options.cache, train_ids, options),
+                               ray.put((val_real, val_fake)), total_steps)
+    train_seconds = time.monotonic() - train_started
+    metrics = {"held_out_real_vs_sbi": {"source": val_source, **evaluate_artifact(model_bytes, val_real, val_fake)}}
     if options.val_real:
         external = [load_faces(uri, model=options.model, storage_config=options.storage, pad_fraction=options.val_pad)
                     for uri in (options.val_real, options.val_fake)]
@@ -187,18 +258,48 @@ def run_training(options: TrainOptions) -> dict:
                                 model_inputs(external[1].faces, options.image_size))}
 
     digest = hashlib.sha256(model_bytes).hexdigest()
+    sources = [source.name for source in options.real]
     manifest = {
-        "version": f"sbi_{options.backbone}{options.image_size}@{digest[:8]}",
+        "version": options.version or f"sbi-{options.backbone}{options.image_size}@{digest[:8]}",
         "kind": "sbi", "model_file": MODEL_FILE, "model_sha256": digest, "format": "torchscript",
-        "input": {"size": options.image_size, "context_window": list(CONTEXT_WINDOW), "dtype": "uint8",
-                  "layout": "NHWC RGB", "output": "P(fake)"},
-        "backbone": options.backbone, "epochs": options.epochs, "batch_size": options.batch_size, "lr": options.lr,
-        "seed": options.seed,
-        "training_data": {"real": faces.describe(), "aligned": options.aligned, "split": split,
-                          "train": train_set.describe(), "validation": val_set.describe(),
-                          "fakes": "self-blended images (SBI) made from the real faces during training"},
+        "input": {"size": options.image_size, "context_window": list(SBI_WINDOW), "dtype": "uint8",
+                  "layout": "NHWC RGB", "output": "P(fake)",
+                  "framing": "ArcFace 5-point alignment; the window of the 224 context crop (operators/align.py)"},
+        "backbone": options.backbone,
+        "backbone_weights": str(options.backbone_weights or (MOBILEFACENET if options.backbone == "mfn" else "none")),
+        "recipe": {
+            "method": "Self-Blended Images (Shiohara & Yamasaki, CVPR 2022)",
+            "landmarks": "dlib HOG detector + 68-point shape predictor",
+            "mask": {"hulls": list(HULL_KINDS), "elastic": "smooth random field, 1-5% of face size",
+                     "blur": "gaussian, threshold at 1, gaussian (kernels 2-12% of face size)",
+                     "blend_ratios": list(BLEND_RATIOS)},
+            "perturbation": "source or target (50/50): RGB shift, HSV, brightness/contrast, then downscale-upscale or "
+                            "sharpen; source and mask scaled 0.95-1.05 and shifted up to 3% of face size",
+            "augmentation": asdict(Augment()) | {"applied": "alike to real and blend, at native resolution; crop "
+                                                 "jitter then area-interpolated crop (face_crop.native_crop)"},
+            "optimiser": {"name": "AdamW", "lr": options.lr, "head_lr_factor": options.head_lr_factor,
+                          "weight_decay": 1e-4, "schedule": "warm-up 5% then cosine, per step"},
+            "epochs": options.epochs, "epoch_fraction": options.epoch_fraction, "batch_size_pairs": options.batch_size,
+            "max_steps": options.max_steps, "steps": int(history[-1].get("steps", 0)) if history else 0,
+            "seed": options.seed,
+            "departures": ["AdamW instead of SAM", "MobileFaceNet features (112-template scale, 128 px window) "
+                           "instead of EfficientNet-B4 at 380 px", "68 landmarks, no 81-point forehead model "
+                           "('extended' hull raises the brows instead)",
+                           "far fewer steps than the paper's 100 epochs (see train_seconds)"],
+        },
+        "training_data": {"cache": cache_manifest["sources"], "val_source": val_source, "split": "by_identity",
+                          "train": {"faces": int(len(train_rows)), "identities": int(train_rows["identity"].nunique()),
+                                    "by_source": {k: int(v) for k, v in train_rows["source"].value_counts().items()}},
+                          "validation": {"faces_held_out": int(len(val_index)), "faces_scored": int(len(val_rows)),
+                                         "identities": sorted(val_ids)},
+                          "fakes": "self-blended images made from the real faces during training"},
+        "licences": {"data": {name: DATA_TERMS.get(name, "not recorded") for name in sources},
+                     "backbone": BACKBONE_TERMS.get(options.backbone, "trained from scratch"),
+                     "landmarks": LANDMARK_TERMS,
+                     "artefact": "research / non-commercial use only: it inherits the most restrictive terms above"},
         "ray_train": {"num_workers": options.num_workers, "use_gpu": options.use_gpu,
                       "cpus_per_worker": options.cpus_per_worker},
+        "timing": {"face_cache_seconds": round(cache_seconds, 1), "train_seconds": round(train_seconds, 1)},
         "metrics": metrics, "history": [_clean(h) for h in history],
         "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }

@@ -1,5 +1,6 @@
-"""jobs.train_forgery: a tiny real SBI training run through Ray Train on the local cluster,
-writing its artefact to the S3 server; SBIDetector loads and scores with it."""
+"""jobs.train_forgery end to end on a few real faces: the face cache (dlib landmarks, native
+regions), a few Ray Train steps on the local cluster (127.0.0.1) from the MobileFaceNet
+backbone, an artefact on the S3 server that SBIDetector loads and scores with."""
 from __future__ import annotations
 
 import json
@@ -9,83 +10,100 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from operators.align import crop_from_aligned_input
-from vipwatch.training.sbi_data import FaceSet, split_by_identity
-from tests.support.shared_data import DATA, FACES_ALIGNED, MODELS
+from tests.support.shared_data import DATA, FACES_ALIGNED
+from vipwatch.training.sbi_data import split_by_identity
 
-IDENTITIES = sorted(p.name for p in FACES_ALIGNED.iterdir())[:2]
-PER_IDENTITY = 6
+LFW = DATA / "lfw" / "lfw-deepfunneled"
+LFW_PEOPLE = [p.name for p in sorted(LFW.iterdir()) if len(list(p.iterdir())) >= 3][:5]
+PER_PERSON = 2
 
 
 @pytest.fixture(scope="module")
-def tiny_real(tmp_path_factory):
+def tiny_sources(tmp_path_factory):
     root = tmp_path_factory.mktemp("real")
-    for identity in IDENTITIES:
-        (root / identity).mkdir()
-        for image in sorted((FACES_ALIGNED / identity).iterdir())[:PER_IDENTITY]:
-            shutil.copy(image, root / identity / image.name)
+    for person in LFW_PEOPLE:
+        (root / "lfw" / person).mkdir(parents=True)
+        for image in sorted((LFW / person).iterdir())[:PER_PERSON]:
+            shutil.copy(image, root / "lfw" / person / image.name)
+    identity = sorted(FACES_ALIGNED.iterdir())[0]
+    (root / "aligned" / identity.name).mkdir(parents=True)
+    for image in sorted(identity.iterdir())[:2]:
+        shutil.copy(image, root / "aligned" / identity.name / image.name)
     return root
 
 
-def test_split_holds_out_whole_identities():
-    identities = [f"id{i % 5}" for i in range(40)]
-    faces = FaceSet("x", np.zeros((40, 1, 1, 3), np.uint8), identities)
-    train, val, how = split_by_identity(faces, 0.4, seed=3)
-    assert how == "by_identity" and sorted(train + val) == list(range(40))
-    assert not {identities[i] for i in train} & {identities[i] for i in val}
-    assert len({identities[i] for i in val}) == 2
-    flat = FaceSet("x", np.zeros((10, 1, 1, 3), np.uint8), [None] * 10)
-    train, val, how = split_by_identity(flat, 0.3, seed=3)
-    assert how == "by_image" and len(val) == 3 and not set(train) & set(val)
+def test_split_holds_out_whole_identities_of_one_source():
+    identities = [f"lfw/id{i % 5}" for i in range(40)] + ["photos/a.jpg", "photos/b.jpg"]
+    sources = ["lfw"] * 40 + ["photos"] * 2
+    train, held = split_by_identity(identities, sources, "lfw", 0.4, seed=3)
+    assert len(held) == 2 and not train & held and train | held == set(identities)
+    assert {"photos/a.jpg", "photos/b.jpg"} <= train
+    with pytest.raises(ValueError, match="identities"):
+        split_by_identity(["photos/a.jpg"], ["photos"], "photos", 0.5, seed=0)
 
 
-def test_tiny_training_run_writes_loadable_artefact(ray_cluster, s3_server, tiny_real):
-    from jobs.train_forgery import main
-    from operators.forgery.sbi_detector import SBIDetector
+def test_few_steps_write_a_loadable_artefact(ray_cluster, s3_server, tiny_sources, tmp_path):
     from core import storage
+    from jobs.train_forgery import main
+    from operators.align import align_face
+    from operators.forgery.sbi_detector import SBIDetector
+    from vipwatch.training.sbi_faces import Landmarker
+    from operators.forgery.sbi import five_points
 
     s3_server.create_bucket("sbi-models")
     out = "s3://sbi-models/tiny"
-    mesonet = DATA / "deepfakes" / "mesonet"
-    summary = main(["--real", str(tiny_real), "--aligned", "--out", out, "--epochs", "1", "--image-size", "64",
-                    "--backbone", "tiny", "--batch-size", "8", "--val-fraction", "0.5", "--cpus-per-worker", "0.5",
-                    "--val-real", str(mesonet / "real"), "--val-fake", str(mesonet / "df"),
-                    "--model-pack", str(MODELS), "--detector-file", "scrfd_500m_kps.onnx",
-                    "--embedder-file", "mobilefacenet_128.onnx"])
+    summary = main(["--real-one-face", f"lfw={tiny_sources / 'lfw'}",
+                    "--real-aligned", f"faces_aligned={tiny_sources / 'aligned'}",
+                    "--out", out, "--cache", str(tmp_path / "cache"), "--epochs", "1", "--max-steps", "2",
+                    "--batch-size", "4", "--val-fraction", "0.4", "--cpus-per-worker", "0.5", "--version", "sbi-test"])
 
     manifest = json.loads(storage.read_bytes(storage.join(out, "manifest.json")))
-    assert manifest["version"] == summary["version"]
-    data = manifest["training_data"]
-    assert data["split"] == "by_identity" and data["real"]["faces"] == 2 * PER_IDENTITY
-    assert sorted(data["train"]["identities"] + data["validation"]["identities"]) == IDENTITIES
-    held_out = manifest["metrics"]["held_out_real_vs_sbi"]
-    assert held_out["real"] == held_out["fake"] == PER_IDENTITY and 0.0 <= held_out["auc"] <= 1.0
-    external = manifest["metrics"]["external"]
-    assert external["real_data"]["faces"] == 2 and external["fake_data"]["faces"] == 2 and 0.0 <= external["auc"] <= 1.0
-    assert [h["epoch"] for h in manifest["history"]] == [1]
-    assert manifest["history"][0]["train_images"] == 2 * PER_IDENTITY  # each real and its blend
-    assert manifest["input"]["size"] == 64 and manifest["epochs"] == 1
+    assert manifest["version"] == summary["version"] == "sbi-test" and manifest["backbone"] == "mfn"
+    cache = manifest["training_data"]["cache"]
+    assert cache["lfw"]["images_listed"] == cache["lfw"]["faces"] == len(LFW_PEOPLE) * PER_PERSON
+    assert cache["faces_aligned"]["faces"] == 2
+    held = manifest["training_data"]["validation"]["identities"]
+    assert len(held) == 2 and all(name.startswith("lfw/") for name in held)
+    train = manifest["training_data"]["train"]
+    assert train["faces"] == len(LFW_PEOPLE) * PER_PERSON - 2 * PER_PERSON + 2
+    assert train["by_source"] == {"lfw": (len(LFW_PEOPLE) - 2) * PER_PERSON, "faces_aligned": 2}
+    metric = manifest["metrics"]["held_out_real_vs_sbi"]
+    assert metric["real"] == metric["fake"] == 2 * PER_PERSON and 0.0 <= metric["auc"] <= 1.0
+    assert manifest["history"][-1]["steps"] == 2 and manifest["recipe"]["steps"] == 2
+    assert "Research use only" in manifest["licences"]["data"]["lfw"]
+    assert "non-commercial" in manifest["licences"]["data"]["faces_aligned"]
+    assert "Apache-2.0" in manifest["licences"]["backbone"]
+    assert manifest["input"] == {**manifest["input"], "size": 128, "context_window": [48, 48, 176, 176]}
+
+    # The face cache is reused for the same sources and refused for others.
+    from vipwatch.training.sbi_faces import RealSource, build_face_cache
+
+    sources = [RealSource("lfw", str(tiny_sources / "lfw"), one_face=True),
+               RealSource("faces_aligned", str(tiny_sources / "aligned"), aligned=True)]
+    assert build_face_cache(sources, str(tmp_path / "cache"))["sources"] == cache
+    with pytest.raises(ValueError, match="other sources"):
+        build_face_cache(sources[:1], str(tmp_path / "cache"))
 
     detector = SBIDetector(out)
-    assert detector.version == manifest["version"] and detector.name == "sbi"
-    held_identity = data["validation"]["identities"][0]
-    contexts = [crop_from_aligned_input(np.asarray(Image.open(p).convert("RGB")))[1]
-                for p in sorted((tiny_real / held_identity).iterdir())]
-    scores = detector.score(contexts)
-    assert scores.shape == (PER_IDENTITY,) and scores.dtype == np.float32
-    assert ((scores >= 0) & (scores <= 1)).all()
-    # The detector's own preprocessing reproduces what training measured on the same faces.
-    assert float(scores.mean()) == pytest.approx(held_out["mean_score_real"], abs=1e-5)
+    assert detector.version == "sbi-test" and detector.name == "sbi"
+    landmarker = Landmarker()
+    contexts = []
+    for person in held:
+        for path in sorted((tiny_sources / "lfw" / person.split("/", 1)[1]).iterdir()):
+            rgb = np.asarray(Image.open(path).convert("RGB"))
+            contexts.append(align_face(rgb, five_points(landmarker.faces(rgb, one_face=True)[0]))[1])
+    scores = detector.score(contexts[:3])  # a batch size the trace never saw
+    assert scores.shape == (3,) and scores.dtype == np.float32 and ((scores >= 0) & (scores <= 1)).all()
 
 
 def test_detector_refuses_tampered_model(ray_cluster, s3_server, tmp_path):
     """Depends on the artefact of the previous test (same module, same S3 server)."""
-    from operators.forgery.sbi_detector import SBIDetector
     from core import storage
+    from operators.forgery.sbi_detector import SBIDetector
 
     source = "s3://sbi-models/tiny"
     if not storage.exists(storage.join(source, "manifest.json")):
-        pytest.skip("needs the artefact written by test_tiny_training_run_writes_loadable_artefact")
+        pytest.skip("needs the artefact written by test_few_steps_write_a_loadable_artefact")
     storage.write_bytes(str(tmp_path / "manifest.json"), storage.read_bytes(storage.join(source, "manifest.json")))
     model = bytearray(storage.read_bytes(storage.join(source, "model.pt")))
     model[-1] ^= 0xFF
