@@ -47,6 +47,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--epoch-fraction", type=float, default=1.0, help="share of the faces each epoch samples")
     parser.add_argument("--max-steps", type=int, default=None, help="stop after this many optimiser steps")
+    parser.add_argument("--max-train-minutes", type=float, default=None,
+                        help="stop training after this long (the epoch in progress ends there)")
     parser.add_argument("--image-size", type=int, default=128)
     parser.add_argument("--backbone", default="mfn", choices=list(BACKBONES))
     parser.add_argument("--backbone-weights", default=None, help="ONNX recogniser for --backbone mfn")
@@ -63,7 +65,9 @@ def main(argv: list[str] | None = None) -> dict:
                         help="edge-pad external crops by this fraction so the detector finds tight faces")
     parser.add_argument("--num-workers", type=int, default=1)
     parser.add_argument("--use-gpu", action="store_true")
-    parser.add_argument("--cpus-per-worker", type=float, default=1.0)
+    # Ray Data gets what the workers leave: on a 2-CPU node a 1-CPU worker left its reads too
+    # little to ever start. Torch threads are 1 either way.
+    parser.add_argument("--cpus-per-worker", type=float, default=0.5)
     parser.add_argument("--data-cpus", type=float, default=0.5, help="CPUs of the pair-making Ray Data actor")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--version", default=None, help="artefact version (default: sbi-<backbone><size>@<sha8>)")
@@ -72,6 +76,7 @@ def main(argv: list[str] | None = None) -> dict:
     manifest = run_training(TrainOptions(
         real=sources(args), out=args.out, cache=args.cache or tempfile.mkdtemp(prefix="sbi-faces-"),
         model=model_config(args), epochs=args.epochs, epoch_fraction=args.epoch_fraction, max_steps=args.max_steps,
+        max_train_minutes=args.max_train_minutes,
         image_size=args.image_size, backbone=args.backbone, backbone_weights=args.backbone_weights,
         batch_size=args.batch_size, lr=args.lr, head_lr_factor=args.head_lr_factor, val_source=args.val_source,
         val_fraction=args.val_fraction, max_val_faces=args.max_val_faces, max_per_identity=args.max_per_identity,

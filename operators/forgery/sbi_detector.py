@@ -1,9 +1,11 @@
-"""SBIDetector: the ArtefactDetector over an artefact written by ``jobs.train_forgery``."""
+"""SBIDetector: the ArtefactDetector over an artefact written by ``jobs.train_forgery``; the
+URI ``shipped`` names the artefact shipped inside the package (``artefacts/``, a few MB)."""
 from __future__ import annotations
 
 import hashlib
 import io
 import json
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -13,12 +15,17 @@ from operators.forgery.torch_device import select_device
 from core import storage
 from core.config import StorageConfig
 
+# Trained by jobs.train_forgery (docs/forgery.md "SBI detector"); inside the package so an
+# installed wheel or image carries it.
+SHIPPED = Path(__file__).resolve().parent / "artefacts" / "sbi-mfn-v1"
+
 
 class SBIDetector:
     name = "sbi"
 
     def __init__(self, artifact_uri: str, device: str = "auto", batch_size: int = 64,
                  storage_config: StorageConfig | None = None):
+        artifact_uri = str(SHIPPED) if artifact_uri == "shipped" else artifact_uri
         self.manifest = json.loads(storage.read_bytes(storage.join(artifact_uri, MANIFEST_FILE), storage_config))
         model_bytes = storage.read_bytes(storage.join(artifact_uri, MODEL_FILE), storage_config)
         if hashlib.sha256(model_bytes).hexdigest() != self.manifest["model_sha256"]:

@@ -36,6 +36,7 @@ MIN_NATIVE_SCALE = 0.6
 # faces_aligned): used when HOG misses a face of an already aligned input.
 ALIGNED_BOX = (10, 24, 99, 110)
 _PAD = (CONTEXT_SIZE - ALIGNED_SIZE) // 2
+READ_CPUS = 0.25
 
 
 @dataclass(frozen=True)
@@ -179,7 +180,8 @@ def build_face_cache(sources: list[RealSource], cache_uri: str, storage_config: 
     returns its manifest (counts per source)."""
     import ray.data
 
-    key = {"sources": [vars(source) for source in sources], "max_per_identity": max_per_identity}
+    key = {"sources": sorted((vars(source) for source in sources), key=lambda v: v["name"]),
+           "max_per_identity": max_per_identity}
     manifest_uri = storage.join(cache_uri, CACHE_MANIFEST)
     if storage.exists(manifest_uri, storage_config):
         manifest = json.loads(storage.read_bytes(manifest_uri, storage_config))
@@ -218,5 +220,6 @@ def read_faces(cache_uri: str, columns: Optional[list[str]] = None):
     """The usable faces of a cache as a Ray Dataset."""
     import ray.data
 
-    return ray.data.read_parquet(storage.join(cache_uri, "faces"), columns=columns).filter(
-        expr="status == 'ok'")
+    # Light reads: the training worker and the pair-making actor hold most of a small node's CPUs.
+    return ray.data.read_parquet(storage.join(cache_uri, "faces"), columns=columns,
+                                 ray_remote_args={"num_cpus": READ_CPUS}).filter(expr="status == 'ok'", num_cpus=READ_CPUS)

@@ -31,7 +31,7 @@ from operators.forgery.sbi import BLEND_RATIOS, HULL_KINDS
 from operators.forgery.sbi_model import MANIFEST_FILE, MODEL_FILE, export_torchscript, model_inputs, normalise
 from vipwatch.training.sbi_data import Augment, PairMaker, pairs_from_rows, split_by_identity
 from vipwatch.training.sbi_eval import load_faces
-from vipwatch.training.sbi_faces import RealSource, build_face_cache, read_faces
+from vipwatch.training.sbi_faces import READ_CPUS, RealSource, build_face_cache, read_faces
 from vipwatch.training.sbi_network import MOBILEFACENET, build_network
 from vipwatch.ray_cluster import init_ray
 
@@ -70,12 +70,13 @@ class TrainOptions:
     max_val_faces: int = 400
     max_per_identity: Optional[int] = None
     max_steps: Optional[int] = None
+    max_train_minutes: Optional[float] = None
     val_real: Optional[str] = None
     val_fake: Optional[str] = None
     val_pad: float = 0.5
     num_workers: int = 1
     use_gpu: bool = False
-    cpus_per_worker: float = 1.0
+    cpus_per_worker: float = 0.5
     data_cpus: float = 0.5
     seed: int = 0
     version: Optional[str] = None
@@ -110,6 +111,11 @@ def _param_groups(network: torch.nn.Module, lr: float, head_factor: float) -> li
     return [{"params": body, "lr": lr}, {"params": head, "lr": lr * head_factor}]
 
 
+def _out_of_budget(config: dict, step: int, started: float) -> bool:
+    return bool((config["max_steps"] and step >= config["max_steps"]) or (
+        config["max_train_minutes"] and time.monotonic() - started > 60 * config["max_train_minutes"]))
+
+
 def train_loop_per_worker(config: dict) -> None:
     import ray
     import ray.train
@@ -122,12 +128,21 @@ def train_loop_per_worker(config: dict) -> None:
     optimizer = torch.optim.AdamW(_param_groups(network, config["lr"], config["head_lr_factor"]), weight_decay=1e-4)
     total_steps = max(1, config["total_steps"])
     warmup = max(1, total_steps // 20)
+    budget_s = 60 * config["max_train_minutes"] if config["max_train_minutes"] else None
+    started = time.monotonic()
+
+    def progress(step: int) -> float:
+        # With a time budget the cosine follows whichever ends first, steps or time, so a run cut
+        # by the clock still ends annealed.
+        done = step / total_steps
+        return min(1.0, max(done, (time.monotonic() - started) / budget_s) if budget_s else done)
+
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: min(1.0, (step + 1) / warmup) * 0.5 * (
-        1 + math.cos(math.pi * min(step, total_steps) / total_steps)))
+        1 + math.cos(math.pi * progress(step))))
     loss_fn = torch.nn.BCEWithLogitsLoss()
     val_real, val_fake = ray.get(config["validation"])
     shard = ray.train.get_dataset_shard("train")
-    step, started = 0, time.monotonic()
+    step = 0
     for epoch in range(config["epochs"]):
         network.train()
         total, seen, epoch_start = 0.0, 0, time.monotonic()
@@ -140,7 +155,11 @@ def train_loop_per_worker(config: dict) -> None:
             schedule.step()
             step += 1
             total, seen = total + loss.item() * len(batch["label"]), seen + len(batch["label"])
-            if config["max_steps"] and step >= config["max_steps"]:
+            if rank == 0 and step % config["log_every"] == 0:
+                elapsed = time.monotonic() - started
+                log.warning("step %d: loss %.4f, %.2f steps/s, %.1f images/s, %.0f s", step, total / seen,
+                            step / elapsed, seen / (time.monotonic() - epoch_start), elapsed)
+            if _out_of_budget(config, step, started):
                 break
         network.eval()
         scorer = lambda x: torch.sigmoid(_bare(network)(normalise(x).to(device)))  # noqa: E731
@@ -148,7 +167,7 @@ def train_loop_per_worker(config: dict) -> None:
                    "train_seconds": time.monotonic() - started, "epoch_seconds": time.monotonic() - epoch_start,
                    **{f"val_{k}": v for k, v in separation_metrics(score_inputs(scorer, val_real),
                                                                    score_inputs(scorer, val_fake)).items()}}
-        last = epoch == config["epochs"] - 1 or bool(config["max_steps"] and step >= config["max_steps"])
+        last = epoch == config["epochs"] - 1 or _out_of_budget(config, step, started)
         checkpoint = None
         if rank == 0 and last:
             directory = tempfile.mkdtemp(prefix="sbi-ckpt-")
@@ -163,7 +182,7 @@ def training_dataset(cache: str, train_identities: set[str], options: TrainOptio
     import ray.data
 
     dataset = read_faces(cache, columns=["identity", "region", "landmarks", "status"]).filter(
-        fn=lambda row: row["identity"] in train_identities).randomize_block_order()
+        fn=lambda row: row["identity"] in train_identities, num_cpus=READ_CPUS).randomize_block_order()
     if options.epoch_fraction < 1.0:
         dataset = dataset.random_sample(options.epoch_fraction)
     return dataset.map_batches(
@@ -184,7 +203,8 @@ def fit(options: TrainOptions, dataset, validation_ref, total_steps: int) -> tup
                                "head_lr_factor": options.head_lr_factor, "backbone": options.backbone,
                                "backbone_weights": options.backbone_weights, "batch_size": options.batch_size,
                                "seed": options.seed, "validation": validation_ref, "total_steps": total_steps,
-                               "max_steps": options.max_steps},
+                               "max_steps": options.max_steps, "max_train_minutes": options.max_train_minutes,
+                               "log_every": 10},
             # Fractional / explicit CPUs: a worker holding every CPU starves Ray Data's tasks.
             scaling_config=ScalingConfig(num_workers=options.num_workers, use_gpu=options.use_gpu,
                                          resources_per_worker={"CPU": options.cpus_per_worker}),
@@ -280,7 +300,7 @@ def run_training(options: TrainOptions) -> dict:
             "optimiser": {"name": "AdamW", "lr": options.lr, "head_lr_factor": options.head_lr_factor,
                           "weight_decay": 1e-4, "schedule": "warm-up 5% then cosine, per step"},
             "epochs": options.epochs, "epoch_fraction": options.epoch_fraction, "batch_size_pairs": options.batch_size,
-            "max_steps": options.max_steps, "steps": int(history[-1].get("steps", 0)) if history else 0,
+            "max_steps": options.max_steps, "max_train_minutes": options.max_train_minutes, "steps": int(history[-1].get("steps", 0)) if history else 0,
             "seed": options.seed,
             "departures": ["AdamW instead of SAM", "MobileFaceNet features (112-template scale, 128 px window) "
                            "instead of EfficientNet-B4 at 380 px", "68 landmarks, no 81-point forehead model "

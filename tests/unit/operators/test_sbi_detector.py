@@ -1,0 +1,64 @@
+"""The SBI artefact shipped in the package (operators/forgery/artefacts/sbi-mfn-v1): loads
+through the detector registry as ``sbi:shipped``, its sha256 is checked, its manifest says what
+it saw, and it scores crawl context crops."""
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from operators.forgery.detectors import load_detectors
+from operators.forgery.sbi_detector import SHIPPED as ARTEFACT
+from operators.forgery.sbi_detector import SBIDetector
+from tests.support.shared_data import DATA
+
+
+@pytest.fixture(scope="module")
+def manifest() -> dict:
+    return json.loads((ARTEFACT / "manifest.json").read_text())
+
+
+def test_manifest_records_data_recipe_metrics_and_terms(manifest):
+    assert manifest["kind"] == "sbi" and manifest["version"] == "sbi-mfn-v1" and manifest["backbone"] == "mfn"
+    cache = manifest["training_data"]["cache"]
+    assert cache["lfw"]["faces"] > 13_000 and cache["faces_aligned"]["faces"] > 1_000 and cache["photos"]["faces"] > 0
+    train, held = manifest["training_data"]["train"], manifest["training_data"]["validation"]
+    assert train["faces"] + held["faces_held_out"] == sum(source["faces"] for source in cache.values())
+    assert held["identities"] and all(name.startswith("lfw/") for name in held["identities"])
+    assert manifest["recipe"]["steps"] > 0 and manifest["timing"]["train_seconds"] > 0
+    assert 0.0 <= manifest["metrics"]["held_out_real_vs_sbi"]["auc"] <= 1.0
+    terms = manifest["licences"]
+    assert "Research use only" in terms["data"]["lfw"] and "non-commercial" in terms["data"]["faces_aligned"]
+    assert "Apache-2.0" in terms["backbone"] and "MS1M" in terms["backbone"]
+    assert (ARTEFACT / "model.pt").stat().st_size < 10 * 2**20
+
+
+def test_loads_from_a_detector_spec_and_scores_crawl_crops(manifest):
+    from operators.align import align_face
+    from operators.forgery.sbi import five_points
+    from vipwatch.training.sbi_faces import Landmarker
+
+    (detector,) = load_detectors(["sbi:shipped"])
+    assert detector.name == "sbi" and detector.version == manifest["version"]
+    landmarker = Landmarker()
+    lfw = DATA / "lfw" / "lfw-deepfunneled"
+    people = [name.split("/", 1)[1] for name in manifest["training_data"]["validation"]["identities"][:3]]
+    contexts = []
+    for person in people:
+        rgb = np.asarray(Image.open(sorted((lfw / person).glob("*.jpg"))[0]).convert("RGB"))
+        contexts.append(align_face(rgb, five_points(landmarker.faces(rgb, one_face=True)[0]))[1])
+    scores = detector.score(contexts)
+    assert scores.shape == (3,) and scores.dtype == np.float32 and ((scores >= 0) & (scores <= 1)).all()
+    assert detector.score([]).shape == (0,)
+
+
+def test_refuses_a_model_that_does_not_match_its_manifest(tmp_path):
+    shutil.copy(ARTEFACT / "manifest.json", tmp_path / "manifest.json")
+    model = bytearray((ARTEFACT / "model.pt").read_bytes())
+    model[len(model) // 2] ^= 0xFF
+    (tmp_path / "model.pt").write_bytes(bytes(model))
+    with pytest.raises(ValueError, match="sha256"):
+        SBIDetector(str(tmp_path))
