@@ -221,5 +221,5 @@ def read_faces(cache_uri: str, columns: Optional[list[str]] = None):
     import ray.data
 
     # Light reads: the training worker and the pair-making actor hold most of a small node's CPUs.
-    return ray.data.read_parquet(storage.join(cache_uri, "faces"), columns=columns,
-                                 ray_remote_args={"num_cpus": READ_CPUS}).filter(expr="status == 'ok'", num_cpus=READ_CPUS)
+    return ray.data.read_parquet(storage.join(cache_uri, "faces"), columns=columns, num_cpus=READ_CPUS).filter(
+        expr="status == 'ok'", num_cpus=READ_CPUS)
