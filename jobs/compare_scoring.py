@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+from pathlib import Path
 
 import numpy as np
 
@@ -50,7 +51,7 @@ def main(argv: list[str] | None = None) -> dict:
         aligned = protocol != "g100"
         references, reference_ids = _faces(f"{base}/references", crops if aligned else photos, args.cache)
         probes, people = _faces(f"{base}/probes", crops if aligned else photos, args.cache)
-        if aligned:
+        if aligned and Path(f"{base}/photo_probes").is_dir():
             more, more_people = _faces(f"{base}/photo_probes", photos, args.cache)
             probes = FaceSet(**{f: np.concatenate([getattr(probes, f), getattr(more, f)]) for f in
                                 ("keys", "found", "embedding", "flip_embedding", "det_score", "face_px", "blur",

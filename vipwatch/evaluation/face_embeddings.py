@@ -126,13 +126,12 @@ def _save(path: Path, store: dict[str, tuple], analyzer: FaceAnalyzer) -> None:
 def _load(path: Path) -> dict[str, tuple]:
     if not path.exists():
         return {}
-    data = np.load(path)
-    store = {}
-    for i, key in enumerate(data["keys"].tolist()):
-        store[key] = (data["embedding"][i], data["flip_embedding"][i], float(data["det_score"][i]),
-                      float(data["face_px"][i]), float(data["blur"][i]),
-                      int(data["faces_in_image"][i])) if data["found"][i] else None
-    return store
+    with np.load(path) as stored:
+        data = {name: stored[name] for name in stored.files}  # an NpzFile re-reads an array per access
+    return {key: (data["embedding"][i], data["flip_embedding"][i], float(data["det_score"][i]),
+                  float(data["face_px"][i]), float(data["blur"][i]), int(data["faces_in_image"][i]))
+            if data["found"][i] else None
+            for i, key in enumerate(data["keys"].tolist())}
 
 
 def embed_faces(uris: list[str], analyzer: FaceAnalyzer, cache_dir: Optional[str | Path] = None,

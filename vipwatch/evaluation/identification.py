@@ -126,6 +126,14 @@ def plot_det(curves: dict[str, OpenSetScores], path: str, title: str,
     plt.close(figure)
 
 
+def _rates_at(scores: OpenSetScores, threshold: float) -> dict:
+    hits = int((scores.nonmated_top_score >= threshold).sum())
+    tpir = tpir_at(scores, threshold)
+    return {"fpir_at_gallery_threshold": fpir_at(scores, threshold) if len(scores.nonmated_top_score) else None,
+            "fpir_clopper_pearson_95": list(clopper_pearson(hits, len(scores.nonmated_top_score))),
+            "tpir_at_gallery_threshold": tpir if np.isfinite(tpir) else None}
+
+
 def _groups(labels: np.ndarray) -> list[np.ndarray]:
     _, inverse = np.unique(labels, return_inverse=True)
     return [np.flatnonzero(inverse == g) for g in range(inverse.max() + 1)] if len(labels) else []
@@ -182,8 +190,12 @@ def evaluate_identification(gallery: Gallery, probe_sets: list[tuple[list[tuple[
     result["fpir_at_gallery_threshold_clopper_pearson_95"] = list(clopper_pearson(nonmated_hits,
                                                                                   len(scores.nonmated_top_score)))
     result["interval_95_by_person"] = bootstrap_by_person(scores, threshold, rounds=rounds)
-    result["by_probe_set"] = {name: {**counts, "fpir_at_gallery_threshold": fpir_at(part, threshold),
-                                     "tpir_at_gallery_threshold": tpir_at(part, threshold)}
+    # False positives cluster on look-alikes: who they are says how much a few people drive the FPIR.
+    above = scores.nonmated_person[scores.nonmated_top_score >= threshold]
+    people, counts = np.unique(above.astype(str), return_counts=True)
+    result["false_positives_by_person"] = {str(p): int(c) for p, c in
+                                           sorted(zip(people, counts), key=lambda x: -x[1])[:10]}
+    result["by_probe_set"] = {name: {**counts, **_rates_at(part, threshold)}
                               for (part, counts), (_, _, name) in zip(parts, probe_sets)}
     if det_png:
         plot_det({f"{gallery.manifest['model_pack'][:40]}": scores}, det_png,

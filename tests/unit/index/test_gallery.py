@@ -51,8 +51,14 @@ def test_gallery_identifies_held_out_crops(onnx_gallery, onnx_aligned_analyzer):
 
 def test_threshold_is_calibrated_from_impostors(onnx_gallery):
     calibration = Gallery.load(onnx_gallery).manifest["calibration"]
-    assert calibration["impostor_count"] == 14 * ENROLLED_PER_IDENTITY
+    # The pack's impostor cohort (models/cohorts/), less any face of an enrolled person by name:
+    # faces_aligned's people are never in a cohort.
+    assert calibration["cohort"]["faces"] == calibration["impostor_count"] >= 3000
+    assert calibration["cohort"]["excluded_enrolled_faces"] == 0
+    assert calibration["leave_one_out_impostor_count"] == 14 * ENROLLED_PER_IDENTITY
     assert calibration["fpir_at_threshold"] <= calibration["target_fpir"]
+    low, high = calibration["fpir_interval_95"]
+    assert low <= calibration["fpir_at_threshold"] <= high and high - low <= calibration["target_fpir"]
     assert calibration["tpir_at_threshold_leave_one_out"] > 0.8
 
 
