@@ -8,6 +8,10 @@ those names holding ``pyarrow.dataset`` objects (DuckDB scans them by name; the 
 """
 from __future__ import annotations
 
+import glob
+
+from vipwatch.crawl.alerts import ALERT_SCHEMA
+
 # {job}: a job directory <output>/<job_id>, or <output>/* for every job below an output root.
 # Results are the shard-* directories only: the job directory also holds _inputs.parquet and
 # _alerts/, which a '**' glob would pick up (pyarrow, Spark and Athena skip '_' paths by themselves).
@@ -52,5 +56,13 @@ def connect(job_glob: str):
     import duckdb
 
     connection = duckdb.connect()
-    connection.execute(views(job_glob))
+    job = job_glob.rstrip("/")
+    if glob.glob(f"{job}/_alerts/*/*.parquet"):
+        connection.execute(views(job))
+    else:
+        # A crawl that raised no alert writes no alert file, and DuckDB refuses a view over a
+        # glob that matches nothing: the alerts relation is then empty, with its real columns.
+        results_view = views(job).split(";")[0] + ";"
+        connection.execute(results_view)
+        connection.register("alerts", ALERT_SCHEMA.empty_table())
     return connection

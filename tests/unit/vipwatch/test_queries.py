@@ -5,9 +5,12 @@ from collections import Counter
 from pathlib import Path
 
 import duckdb
+import pyarrow as pa
 import pyarrow.dataset as pads
+import pyarrow.parquet as pq
 
 from core import storage
+from core.schema import OUTPUT_SCHEMA
 from vipwatch.crawl.alerts import read_alerts
 from vipwatch.queries import (ALERTS_PER_VIP, ERROR_BREAKDOWN, FACES_PER_IDENTITY, QUERIES, TOP_FORGERIES_PER_VIP,
                               VIEWS, connect)
@@ -69,3 +72,15 @@ def test_same_sql_over_pyarrow_datasets_on_s3(alert_crawl, s3_server):
     local = connect(alert_crawl["job_uri"])
     for sql in QUERIES.values():
         assert duckdb.sql(sql).fetchall() == local.execute(sql).fetchall(), sql
+
+
+def test_connect_answers_on_a_job_without_alerts(tmp_path):
+    """A crawl that flagged nothing writes no _alerts/ file; the queries still run and say so."""
+    shard = tmp_path / "job" / "shard-00000"
+    shard.mkdir(parents=True)
+    rows_in = {name: [None] for name in OUTPUT_SCHEMA.names}
+    rows_in.update(image_uri=["a.jpg"], status=["no_face"], media_type=["image"])
+    pq.write_table(pa.Table.from_pydict(rows_in, schema=OUTPUT_SCHEMA), shard / "part.parquet")
+    connection = connect(str(tmp_path / "job"))
+    assert rows(connection, ALERTS_PER_VIP) == []
+    assert rows(connection, "SELECT count(*) AS n FROM results") == [{"n": 1}]
