@@ -115,10 +115,12 @@ class ForgeryConfig(BaseModel):
     # "<kind>:<uri>" per detector, kind in {mesonet, sbi}. Empty by default: MesoNet Meso4_DF
     # measures face size, not forgery (issue 14: P(fake) > 0.5 for 92% of demo faces with eyes
     # < 20 px apart), so it is only used when asked for (--forgery-detector mesonet:<h5>). A
-    # default never points into ../shared: a deployed image has none. "sbi:shipped" is the SBI
-    # artefact inside the package (operators/forgery/artefacts/sbi-mfn-v1, docs/forgery.md "SBI
-    # detector"); the shipped fusion was fitted without its signal, so it adds a signal, not a verdict.
-    detectors: list[str] = Field(default_factory=lambda: ["sbi:shipped"])
+    # default never points into ../shared: a deployed image has none. "sbi:shipped" (the SBI
+    # artefact inside the package, operators/forgery/artefacts/sbi-mfn-v1) is opt-in, with its own
+    # fusion (operators/forgery/artefacts/fusion-lr-0192695e): it does not separate the FF++
+    # FaceSwap pair, was trained on the LFW people the benchmark's authentic side uses, costs a
+    # network per face, and with it the demo raised a false alert (docs/forgery.md "Default set").
+    detectors: list[str] = Field(default_factory=list)
     # "shipped": the calibrated fusion shipped inside the package (operators/forgery/artefacts/,
     # fitted by jobs.forgery_benchmark --write-fusion on the benchmark's calibration side at a
     # stated forgery prior; docs/forgery.md). Or a jobs.calibrate / jobs.forgery_benchmark
