@@ -114,8 +114,13 @@ def test_reference_side_uses_nearest_references_and_cohort(scorer):
 
 
 def test_non_vip_cohort_joins_the_whole_face_impostors(scorer, strangers, onnx_analyzer, tmp_path, monkeypatch):
-    matcher, without = scorer
+    matcher, _ = scorer
     rows, _ = strangers
+    # The baseline has no non-VIP cohort at all (the repo ships one for this embedder in
+    # models/cohorts, which the module's scorer already uses).
+    monkeypatch.setenv("VIPWATCH_COHORTS", str(tmp_path / "no-cohorts"))
+    without = ForgeryScorer(gallery=matcher.gallery, pack=onnx_analyzer.pack)
+    assert without.cohort_version is None
     faces = rows.filter(pc.equal(rows.column("status"), "ok"))
     labels = [f"lfw:{uri.rsplit('/', 2)[-2]}" for uri in faces.column("image_uri").to_pylist()]
     cohort = Cohort.create(np.asarray(faces.column("embedding").to_pylist(), np.float32), labels,
