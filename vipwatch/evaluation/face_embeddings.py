@@ -67,9 +67,14 @@ def blur_score(aligned_rgb: np.ndarray) -> float:
 
 
 def _main_face(faces: pd.DataFrame) -> int:
-    boxes = np.stack(faces["bbox"].to_numpy())
-    centre_x = faces["image_width"].to_numpy() / 2.0
-    centre_y = faces["image_height"].to_numpy() / 2.0
+    return main_face_index(np.stack(faces["bbox"].to_numpy()), faces["image_width"].to_numpy(),
+                           faces["image_height"].to_numpy())
+
+
+def main_face_index(boxes: np.ndarray, width, height) -> int:
+    """Of the boxes (x1, y1, x2, y2) found in one image, the largest holding the image centre, else the largest."""
+    centre_x = np.asarray(width, np.float64) / 2.0
+    centre_y = np.asarray(height, np.float64) / 2.0
     area = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
     holds_centre = ((boxes[:, 0] <= centre_x) & (centre_x <= boxes[:, 2])
                     & (boxes[:, 1] <= centre_y) & (centre_y <= boxes[:, 3]))

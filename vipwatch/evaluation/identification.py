@@ -16,6 +16,7 @@ from index.calibration import threshold_at_fpir
 from index.cohort import clopper_pearson
 from index.gallery import Gallery
 from vipwatch.evaluation.face_embeddings import FaceSet
+from vipwatch.evaluation.probe_quality import NEAR_FRONTAL_YAW, ProbePose
 
 FPIR_POINTS = (0.001, 0.01, 0.1)
 
@@ -146,10 +147,18 @@ def _draw(rng: np.random.Generator, groups: list[np.ndarray]) -> np.ndarray:
     return np.concatenate([groups[g] for g in chosen])
 
 
+def probe_masks(gallery: Gallery, probes: list[tuple[str, str]], faces: FaceSet) -> tuple[np.ndarray, np.ndarray]:
+    """(mated, non-mated) row masks of ``probes``, in the order open_set_scores lists them; probes
+    without a face are in neither."""
+    enrolled = set(gallery.identity_ids())
+    is_enrolled = np.asarray([identity in enrolled for identity, _ in probes], dtype=bool)
+    return is_enrolled & faces.found, ~is_enrolled & faces.found
+
+
 def open_set_scores(gallery: Gallery, probes: list[tuple[str, str]], faces: FaceSet) -> tuple[OpenSetScores, dict]:
     """Search each probe's face (``faces`` in the order of ``probes``: (identity, uri)) in the
     gallery the way the matcher does; split mated / non-mated by whether the identity is enrolled."""
-    enrolled = set(gallery.identity_ids())
+    mated, nonmated = probe_masks(gallery, probes, faces)
     found = faces.found
     top_identity = np.full(len(probes), "", dtype=object)
     top_score = np.full(len(probes), -np.inf, dtype=np.float32)
@@ -158,8 +167,6 @@ def open_set_scores(gallery: Gallery, probes: list[tuple[str, str]], faces: Face
         if best:
             top_identity[row], top_score[row] = best[0]
     identity = np.asarray([i for i, _ in probes], dtype=object)
-    mated = np.asarray([i in enrolled for i in identity]) & found
-    nonmated = np.asarray([i not in enrolled for i in identity]) & found
     scores = OpenSetScores(identity[mated], top_identity[mated], top_score[mated], identity[nonmated],
                            top_score[nonmated])
     counts = {"probes": len(probes), "probes_without_face": int((~found).sum()),
@@ -168,10 +175,49 @@ def open_set_scores(gallery: Gallery, probes: list[tuple[str, str]], faces: Face
     return scores, counts
 
 
+def split_by_floor(scores: OpenSetScores, mated_above: np.ndarray, nonmated_above: np.ndarray,
+                   fpir: float = 0.01, rounds: int = 1000) -> dict:
+    """TPIR of the mated probes above and below a quality floor at one threshold: the one that all
+    the non-mated probes put at ``fpir``. Also the FPIR at that threshold among non-mated probes
+    above the floor (what a gate dropping below-floor faces would deliver on both sides)."""
+    threshold = threshold_at_fpir(scores.nonmated_top_score, fpir)
+    result: dict = {"fpir": fpir, "threshold": threshold}
+    for name, mated_rows, nonmated_rows in (("above_floor", mated_above, nonmated_above),
+                                           ("below_floor", ~mated_above, ~nonmated_above)):
+        part = scores.take(np.flatnonzero(mated_rows), np.flatnonzero(nonmated_rows))
+        tpir = tpir_at(part, threshold)
+        interval = bootstrap_by_person(part, threshold, rounds=rounds).get("tpir_at_gallery_threshold") \
+            if len(part.mated_top_score) else None
+        result[name] = {"mated_probes": len(part.mated_top_score),
+                        "mated_identities": len(set(part.mated_identity.tolist())),
+                        "tpir": tpir if np.isfinite(tpir) else None, "tpir_interval_95_by_person": interval,
+                        "nonmated_probes": len(part.nonmated_top_score),
+                        "fpir": fpir_at(part, threshold) if len(part.nonmated_top_score) else None}
+    return result
+
+
+def describe_misses(scores: OpenSetScores, threshold: float, quality: dict[str, np.ndarray]) -> dict:
+    """Median of each per-mated-probe quality measure for the probes missed at ``threshold`` and for
+    those identified, and how many misses are rank-1 errors (another identity scored higher)."""
+    hit = (scores.mated_top_identity == scores.mated_identity) & (scores.mated_top_score >= threshold)
+    result: dict = {"threshold": threshold, "missed": int((~hit).sum()), "identified": int(hit.sum()),
+                    "missed_wrong_identity": int((scores.mated_top_identity != scores.mated_identity).sum())}
+    for name, values in quality.items():
+        result[name] = {"median_missed": _median(values[~hit]), "median_identified": _median(values[hit])}
+    return result
+
+
+def _median(values: np.ndarray) -> Optional[float]:
+    values = values[np.isfinite(values)]
+    return float(np.median(values)) if len(values) else None
+
+
 def evaluate_identification(gallery: Gallery, probe_sets: list[tuple[list[tuple[str, str]], FaceSet, str]],
-                            det_png: Optional[str] = None, rounds: int = 1000) -> dict:
+                            det_png: Optional[str] = None, rounds: int = 1000,
+                            poses: Optional[list[ProbePose]] = None, max_yaw: float = NEAR_FRONTAL_YAW) -> dict:
     """``probe_sets``: (probes, their faces, a name for the set). Probes that are enrolment
-    photos of the gallery (same bytes) must be left out by the caller."""
+    photos of the gallery (same bytes) must be left out by the caller. ``poses`` (one per set, in
+    probe order) adds what the misses at FPIR 1% are and TPIR above / below the yaw floor."""
     parts = [open_set_scores(gallery, probes, faces) for probes, faces, _ in probe_sets]
     scores = OpenSetScores(*(np.concatenate([getattr(p[0], f) for p in parts]) for f in
                              ("mated_identity", "mated_top_identity", "mated_top_score", "nonmated_person",
@@ -197,8 +243,29 @@ def evaluate_identification(gallery: Gallery, probe_sets: list[tuple[list[tuple[
                                            sorted(zip(people, counts), key=lambda x: -x[1])[:10]}
     result["by_probe_set"] = {name: {**counts, **_rates_at(part, threshold)}
                               for (part, counts), (_, _, name) in zip(parts, probe_sets)}
+    if poses is not None:
+        result["probe_quality"] = _quality_report(gallery, probe_sets, poses, scores, max_yaw, rounds)
     if det_png:
         plot_det({f"{gallery.manifest['model_pack'][:40]}": scores}, det_png,
                  f"gallery {gallery.version} ({result['gallery_identities']} ids)", threshold)
         result["det_png"] = det_png
     return result
+
+
+def _quality_report(gallery: Gallery, probe_sets: list, poses: list[ProbePose], scores: OpenSetScores,
+                    max_yaw: float, rounds: int) -> dict:
+    masks = [probe_masks(gallery, probes, faces) for probes, faces, _ in probe_sets]
+
+    def gather(values_per_set: list[np.ndarray], side: int) -> np.ndarray:
+        return np.concatenate([values[mask[side]] for values, mask in zip(values_per_set, masks)])
+
+    frontal = [pose.near_frontal(max_yaw) for pose in poses]
+    quality = {"yaw": gather([p.yaw for p in poses], 0),
+               "inter_ocular_px": gather([p.inter_ocular_px for p in poses], 0),
+               "blur": gather([faces.blur for _, faces, _ in probe_sets], 0),
+               "det_score": gather([faces.det_score for _, faces, _ in probe_sets], 0)}
+    threshold = threshold_at_fpir(scores.nonmated_top_score, 0.01)
+    return {"floor": f"yaw <= {max_yaw:g} (|nose x - eye midpoint x| / inter-ocular distance; unmeasured fails)",
+            "mated_pose_unmeasured": int(np.isnan(quality["yaw"]).sum()),
+            "misses_at_fpir_0.01": describe_misses(scores, threshold, quality),
+            "by_floor_at_fpir_0.01": split_by_floor(scores, gather(frontal, 0), gather(frontal, 1), 0.01, rounds)}

@@ -56,3 +56,26 @@ def test_det_png_is_written(tmp_path):
     path = tmp_path / "det.png"
     ident.plot_det({"example": SCORES}, str(path), "example", gallery_threshold=0.55)
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_split_by_floor_keeps_one_threshold_for_both_sides():
+    # Floor: mated probes 0-2 above, 3 (B 0.4) below; non-mated 0.7 below, the rest above.
+    split = ident.split_by_floor(SCORES, np.array([True, True, True, False]),
+                                 np.array([False, True, True, True, True]), fpir=0.2, rounds=50)
+    # The threshold is set on all 5 non-mated probes (FPIR 20%: just above 0.5), not on one side.
+    assert 0.5 < split["threshold"] <= 0.7
+    # Above: A 0.9 identified, A->B wrong identity, B 0.6 identified -> 2/3; below: B 0.4 missed -> 0/1.
+    assert split["above_floor"]["tpir"] == pytest.approx(2 / 3)
+    assert split["below_floor"]["tpir"] == pytest.approx(0.0)
+    # Non-mated above the floor {0.5, 0.3, 0.2, 0.1}: none passes; below {0.7}: it passes.
+    assert split["above_floor"]["fpir"] == pytest.approx(0.0)
+    assert split["below_floor"]["fpir"] == pytest.approx(1.0)
+    assert split["above_floor"]["mated_probes"] == 3 and split["below_floor"]["nonmated_probes"] == 1
+
+
+def test_describe_misses_compares_missed_and_identified():
+    report = ident.describe_misses(SCORES, 0.55, {"yaw": np.array([0.1, 0.2, 0.3, 0.9])})
+    # At 0.55 identified: rows 0 (A 0.9) and 2 (B 0.6); missed: row 1 (wrong identity) and row 3 (B 0.4).
+    assert (report["missed"], report["identified"], report["missed_wrong_identity"]) == (2, 2, 1)
+    assert report["yaw"]["median_missed"] == pytest.approx(0.55)
+    assert report["yaw"]["median_identified"] == pytest.approx(0.2)
