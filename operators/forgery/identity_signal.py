@@ -158,6 +158,9 @@ class IdentityReferences:
 
     def _statistics(self, non_vip: Optional[np.ndarray], rng: np.random.Generator) -> dict[str, dict[str, float]]:
         per_identity: dict[str, dict[str, float]] = {}
+        if non_vip is not None and len(non_vip) > MAX_COHORT_PROBES:
+            # A random subset, not the first rows: a cohort lists its LFW faces before its crowd faces.
+            non_vip = non_vip[np.sort(rng.choice(len(non_vip), MAX_COHORT_PROBES, replace=False))]
         for identity, rows in self.rows_of.items():
             stats: dict[str, float] = {}
             loo = {kind: self._leave_one_out(kind, rows) for kind in ("whole", "inner", "outer")}
@@ -173,7 +176,7 @@ class IdentityReferences:
             for kind in ("whole", "inner"):
                 probes = self.vectors[kind][others]
                 if kind == "whole" and non_vip is not None and len(non_vip):
-                    probes = np.concatenate([probes, non_vip[:MAX_COHORT_PROBES]])
+                    probes = np.concatenate([probes, non_vip])
                 self.cohort_size[kind] = max(self.cohort_size[kind], len(probes))
                 if len(probes):
                     impostor = self.nearest(kind, identity, probes)

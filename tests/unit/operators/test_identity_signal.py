@@ -48,3 +48,21 @@ def test_swaps_score_as_less_authentic_than_real_crops(onnx_gallery, onnx_analyz
     assert roc_auc_score(fake, [r["inner_whole_gap"] for r in readings]) > 0.85
     # The swap carries X's real inner face: the inner face alone must NOT separate well.
     assert roc_auc_score(fake, [-r["inner_similarity"] for r in readings]) < 0.75
+
+
+def test_non_vip_cohort_above_the_cap_is_sampled_from_all_rows(onnx_gallery, monkeypatch):
+    from operators.forgery import identity_signal
+
+    monkeypatch.setattr(identity_signal, "MAX_COHORT_PROBES", 100)
+    gallery = Gallery.load(onnx_gallery)
+    rng = np.random.default_rng(3)
+    far = rng.normal(size=(100, 128)).astype(np.float32)
+    far /= np.linalg.norm(far, axis=1, keepdims=True)
+    # The cohort's last 100 rows are copies of barack_obama's first reference (as crowd faces come after LFW).
+    obama = IdentityReferences(gallery).vectors["whole"][IdentityReferences(gallery).rows_of["barack_obama"][0]]
+    cohort = np.concatenate([far, np.repeat(obama[None], 100, axis=0)])
+    head_only = IdentityReferences(gallery, non_vip_cohort=far).stats["barack_obama"]["whole_cohort_mean"]
+    sampled = IdentityReferences(gallery, non_vip_cohort=cohort)
+    # Capped at 100 non-VIP faces, but drawn from the whole cohort: the tail's look-alikes raise the mean.
+    assert sampled.cohort_size["whole"] <= len(gallery.references) + 100
+    assert sampled.stats["barack_obama"]["whole_cohort_mean"] > head_only + 0.1
