@@ -16,6 +16,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from PIL import Image
+
+from core import storage
 from vipwatch.evaluation import splits
 
 REFERENCES_PER_ALIGNED_IDENTITY = 10
@@ -72,3 +75,22 @@ def write_protocols(out: str | Path, nonmated_people: int = 1000, nonmated_per_p
         for photo in check_people[person][:nonmated_per_person]:
             add("g100", "probes", person, photo)
     return counts
+
+
+def write_downscaled(source: str | Path, out: str | Path, scale: float) -> int:
+    """Copies ROOT/<identity>/<image> to out/<identity>/<image> with each side times ``scale``
+    (area interpolation, PNG kept lossless, JPEG at quality 95): the same people as smaller faces,
+    to see what face size does to scores. Returns the number of images written."""
+    source, out = Path(source), Path(out)
+    written = 0
+    for path in sorted(source.glob("*/*")):
+        if path.suffix.lower() not in storage.IMAGE_EXTENSIONS:
+            continue
+        with Image.open(path) as image:
+            image = image.convert("RGB")
+            size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
+            target = out / path.parent.name / path.name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            image.resize(size, Image.Resampling.BOX).save(target, quality=95)
+        written += 1
+    return written
