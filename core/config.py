@@ -70,6 +70,10 @@ class MatchConfig(BaseModel):
     top_k: int = 5
     # Used only when the gallery manifest carries no calibrated threshold.
     fallback_threshold: float = 0.5
+    # A face whose eyes are closer than this (px, original image) gets no identity_id (its
+    # match_score and candidates stay): the threshold's FPIR is calibrated on LFW-sized faces and
+    # does not hold for much smaller ones (docs/identification.md, "Small faces"). 0: no gate.
+    min_identify_eye_px: float = 20.0
 
 
 class RayResources(BaseModel):

@@ -10,6 +10,7 @@ import pyarrow as pa
 from index.gallery import Gallery, embeddings_of
 from core.config import MatchConfig, StorageConfig
 from core.schema import STATUS_OK, WORK_SCHEMA, set_columns
+from operators.forgery.quality import inter_ocular_px
 
 
 class GalleryMatcher:
@@ -31,16 +32,23 @@ class GalleryMatcher:
             vectors = embeddings_of(table.take(face_positions))
             self.gallery.check_compatible(self._embedder_of(table), vectors.shape[1])
             threshold = self.gallery.match_threshold
-            for position, found in zip(face_positions, self.gallery.search(vectors, self.match.top_k)):
+            large_enough = self._large_enough(table.column("landmarks").take(face_positions).to_pylist())
+            for position, found, identifiable in zip(face_positions, self.gallery.search(vectors, self.match.top_k),
+                                                     large_enough):
                 candidates[position] = [{"identity_id": i, "score": s} for i, s in found]
                 if found:
                     score[position] = found[0][1]
-                    identity[position] = found[0][0] if found[0][1] >= threshold else None
+                    identity[position] = found[0][0] if found[0][1] >= threshold and identifiable else None
         return set_columns(table, {
             "identity_id": identity, "match_score": score, "candidates": candidates,
             "match_threshold": [self.gallery.match_threshold if flag else None for flag in has_face],
             "gallery_version": [self.gallery.version] * rows,
         })
+
+    def _large_enough(self, landmarks: list) -> list[bool]:
+        """Per face: eyes at least min_identify_eye_px apart (a face without landmarks is not gated)."""
+        floor = self.match.min_identify_eye_px
+        return [floor <= 0 or points is None or inter_ocular_px(points) >= floor for points in landmarks]
 
     def _embedder_of(self, table: pa.Table) -> str:
         # model_pack is "<detector>+<embedder_id>"; only the embedder decides the space.
