@@ -43,6 +43,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--calibration-side", default="A", choices=["A", "B"])
     parser.add_argument("--bootstrap", type=int, default=500, help="bootstrap resamples (by identity / group)")
     parser.add_argument("--write-fusion", default=None, help="write the fitted fusion artefact under this directory")
+    parser.add_argument("--no-external-videos", action="store_true",
+                        help="skip the FF++ 634 / 634_660 check (e.g. while choosing signals, so it is not tuned to)")
     add_model_args(parser)
     add_forgery_args(parser)
     # The benchmark's default pack is the ONNX one from ../shared (fast on 2 cores).
@@ -52,7 +54,8 @@ def main(argv: list[str] | None = None) -> dict:
     analyzer = FaceAnalyzer(model_config(args), threads=1)
     report = bench.run(Path(args.cache_dir), analyzer, forgery_config(args), args.per_family, args.authentic_lfw,
                        args.seed, args.enrolled, tuple(args.families.split(",")), args.prior, args.target_fpr,
-                       args.bootstrap, args.calibration_side, args.max_other_photos)
+                       args.bootstrap, args.calibration_side, args.max_other_photos,
+                       external=not args.no_external_videos)
     frame, fusion, data = report.pop("_frame"), report.pop("_fusion"), report.pop("_data")
     command = "python -m jobs.forgery_benchmark " + " ".join(shlex.quote(a) for a in (argv if argv is not None
                                                                                        else sys.argv[1:]))
