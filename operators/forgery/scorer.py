@@ -198,7 +198,7 @@ class ForgeryScorer:
             whole = embeddings_of(faces)
             inner, outer = region_embeddings(self.pack, aligned) if self.references is not None else (None, None)
             if self.self_consistency is not None:
-                for k, values in enumerate(self.self_consistency.read(whole, inner, outer)):
+                for k, values in enumerate(self.self_consistency.read(inner, outer)):
                     features[k].update(values)
                     reasons[k] += SelfConsistency.reasons(values)
             chosen = self.candidates(faces, whole, inner if inner is not None else np.zeros((0, 0)), reasons)
