@@ -19,7 +19,6 @@ from operators.forgery.face_regions import REGIONS_VERSION
 from operators.forgery.fusion import FusionModel, load_fusion
 from operators.forgery.identity_signal import SIGNALS, CandidateKind, IdentityReferences, region_embeddings
 from operators.forgery.quality import gate_reason, inter_ocular_px, sharpness
-from operators.forgery.self_consistency import SELF_SIGNALS, SelfConsistency, is_generic_signal
 from core.config import ForgeryConfig, ModelPackConfig, StorageConfig
 from core.schema import ALIGNED_SIZE, CONTEXT_SIZE, STATUS_OK, WORK_SCHEMA, set_columns
 from core.schema import VERDICT_AUTHENTIC as AUTHENTIC, VERDICT_SUSPECTED as SUSPECTED, VERDICT_UNVERIFIED as UNVERIFIED
@@ -59,8 +58,6 @@ class ForgeryScorer:
             self.cohort_version = cohort.version if cohort is not None else None
             self.references = IdentityReferences(self.gallery, top_k=self.config.reference_top_k,
                                                  non_vip_cohort=cohort.embeddings if cohort is not None else None)
-        # Every face's inner-vs-outer consistency, standardised on the gallery's authentic references.
-        self.self_consistency = SelfConsistency.from_gallery(self.gallery) if self.references is not None else None
         self.pack = pack
         self.weak_floor = self._weak_match_floor()
         self.inner_floor = self._inner_match_floor() if self.references is not None else math.inf
@@ -68,7 +65,7 @@ class ForgeryScorer:
         parts = [self.fusion.version] + [f"{d.name}={d.version}" for d in self.detectors]
         if self.references is not None:
             parts.append(f"identity={REGIONS_VERSION}/{self.pack.embedder_id}/top{self.config.reference_top_k}"
-                         + (f"/cohort={self.cohort_version}" if self.cohort_version else "") + "/self")
+                         + (f"/cohort={self.cohort_version}" if self.cohort_version else ""))
         self.model_version = ";".join(parts)
 
     def gallery_independent_parts(self) -> dict:
@@ -102,8 +99,6 @@ class ForgeryScorer:
 
     def available_features(self, vip: bool) -> set[str]:
         names = {f"artefact:{d.name}" for d in self.detectors}
-        if self.self_consistency is not None:
-            names |= set(SELF_SIGNALS)
         if vip and self.references is not None:
             names |= set(SIGNALS)
         return names
@@ -197,10 +192,6 @@ class ForgeryScorer:
         if self.gallery is not None:
             whole = embeddings_of(faces)
             inner, outer = region_embeddings(self.pack, aligned) if self.references is not None else (None, None)
-            if self.self_consistency is not None:
-                for k, values in enumerate(self.self_consistency.read(inner, outer)):
-                    features[k].update(values)
-                    reasons[k] += SelfConsistency.reasons(values)
             chosen = self.candidates(faces, whole, inner if inner is not None else np.zeros((0, 0)), reasons)
             for k, candidate in enumerate(chosen):
                 if candidate is None or self.references is None or candidate[0] not in self.references.row_of:
@@ -218,8 +209,7 @@ class ForgeryScorer:
 
     def fuse(self, vip: list[Optional[str]], features: list[dict]) -> tuple[np.ndarray, list[str], list[float]]:
         """Scores and verdicts. A VIP candidate's face is judged by the vip head. Any other face
-        is scored by the generic head only when it has a generic signal (an artefact detector
-        judged it, or its self-consistency was measured: self_consistency.py), and
+        is scored by the generic head only when an artefact detector judged it (not gated), and
         gets a verdict only from a calibrated generic head (``generic_verdicts``): a deepfake of
         a stranger (e.g. a FaceSwap video of two non-VIPs) is still a deepfake; an uncalibrated
         ranking raises nothing."""
@@ -227,7 +217,7 @@ class ForgeryScorer:
         thresholds = [math.nan] * len(features)
         for is_vip in (True, False):
             ks = [k for k, v in enumerate(vip) if (v is not None) == is_vip
-                  and (is_vip or any(is_generic_signal(name) for name in features[k]))]
+                  and (is_vip or any(name.startswith("artefact:") for name in features[k]))]
             if not ks:
                 continue
             rows = [features[k] for k in ks]
@@ -258,7 +248,7 @@ class ForgeryScorer:
         for k, position in enumerate(positions):
             why = list(reasons[k])
             if math.isnan(scores[k]):
-                why.append("no VIP candidate and no artefact or self-consistency signal: nothing to score")
+                why.append("no VIP candidate and no artefact signal: nothing to score")
             else:
                 out_score[position] = float(scores[k])
                 if vip[k] is None and verdicts[k] == UNVERIFIED:

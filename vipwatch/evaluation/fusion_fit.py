@@ -20,7 +20,6 @@ from core.schema import VERDICT_SUSPECTED, VERDICT_UNVERIFIED
 from index import calibration
 from operators.forgery.fusion import PRESENT, FusionModel, Head, feature_value, fusion_version
 from operators.forgery.identity_signal import SIGNALS
-from operators.forgery.self_consistency import RAW_SIGNALS, SELF_SIGNALS
 
 ARTEFACT_PREFIX = "artefact:"
 # A signal present on fewer of a head's rows is left out of that head.
@@ -161,25 +160,20 @@ def identity_features(frame: pd.DataFrame) -> list[str]:
     return [c for c in SIGNALS if c in frame and not c.endswith("_similarity")]
 
 
-def generic_features(frame: pd.DataFrame) -> list[str]:
-    """Signals any face can have: artefact scores and the self-consistency deficits."""
-    return sorted(c for c in frame.columns if c.startswith(ARTEFACT_PREFIX)) + [c for c in SELF_SIGNALS if c in frame]
-
-
 def fit_fusion(frame: pd.DataFrame, prior: float = 0.01, target_fpr: float = 0.005,
                metadata: dict | None = None) -> FusionModel:
     """``frame``: one row per scored face with ``label``, ``vip`` (the scorer found a VIP
-    candidate) and one column per signal. vip head: identity + generic signals on vip rows;
-    generic head: generic signals (artefact scores, self-consistency) on the faces that have one,
-    its threshold set on those without a VIP candidate (the faces it judges in the scorer)."""
-    generic = generic_features(frame)
+    candidate) and one column per signal. vip head: identity + artefact signals on vip rows;
+    generic head: artefact signals on the faces an artefact detector judged, its threshold set on
+    those without a VIP candidate (the faces it judges in the scorer)."""
+    artefacts = sorted(c for c in frame.columns if c.startswith(ARTEFACT_PREFIX))
     vip = frame["vip"].to_numpy(bool)
     vip_rows = frame[vip]
-    judged = frame[generic].notna().any(axis=1).to_numpy() if generic else np.zeros(len(frame), bool)
+    judged = frame[artefacts].notna().any(axis=1).to_numpy() if artefacts else np.zeros(len(frame), bool)
     heads, fits = {}, {}
     for name, rows, candidates, threshold_rows in (
-            ("vip", vip_rows, identity_features(frame) + generic, None),
-            ("generic", frame[judged], generic, ~vip[judged])):
+            ("vip", vip_rows, identity_features(frame) + artefacts, None),
+            ("generic", frame[judged], artefacts, ~vip[judged])):
         head, fits[name] = fit_head(rows, usable_features(rows, candidates), prior, target_fpr, threshold_rows)
         if head is not None:
             heads[name] = head
@@ -198,8 +192,7 @@ def fit_fusion(frame: pd.DataFrame, prior: float = 0.01, target_fpr: float = 0.0
 
 
 def row_signals(frame: pd.DataFrame) -> list[dict[str, float]]:
-    columns = [c for c in frame.columns if c.startswith((ARTEFACT_PREFIX, "quality:")) or c in SIGNALS
-               or c in SELF_SIGNALS or c in RAW_SIGNALS]
+    columns = [c for c in frame.columns if c.startswith((ARTEFACT_PREFIX, "quality:")) or c in SIGNALS]
     return [{k: float(v) for k, v in zip(columns, row) if pd.notna(v)}
             for row in frame[columns].itertuples(index=False, name=None)]
 
