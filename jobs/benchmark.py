@@ -55,8 +55,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                              "cluster as a scheduled one does (0: measure a cold local cluster)")
     parser.add_argument("--ray-worker-niceness", type=int, default=os.nice(0),
                         help="nice value of the Ray workers (Ray's default is 15); default: this process's")
-    parser.add_argument("--forgery", action="store_true",
-                        help="include the forgery stage (both sides); default: the face chain only")
+    parser.add_argument("--forgery", action=argparse.BooleanOptionalAction, default=True,
+                        help="the forgery stage with the shipped ForgeryConfig, on both sides (default: on, as "
+                             "shipped); --no-forgery: the face chain only")
     parser.add_argument("--timeline", default=None, help="write Ray's task timeline (Chrome trace JSON) here")
     tuning = parser.add_argument_group("tuning (default: core.config.RayResources)")
     tuning.add_argument("--batch-size", type=int, default=None)

@@ -57,7 +57,8 @@ def face_stages(config: CrawlConfig, cluster_cpus: float = 2.0) -> list[Stage]:
         Stage("analyze", FaceAnalyzer,
               {"model": config.model, "aligned": config.aligned, "job_id": config.job_id,
                "storage": config.storage, "threads": res.analyzer_threads or max(1, int(sizes["analyzer_num_cpus"])),
-               "context_crops": config.forgery.enabled},
+               # The 224 px context crop (150 KB a face) feeds only the artefact detectors.
+               "context_crops": config.forgery.enabled and bool(config.forgery.detectors)},
               batch_size=res.batch_size, num_cpus=sizes["analyzer_num_cpus"], num_gpus=res.analyzer_num_gpus,
               actors=sizes["analyzer_actors"]),
     ]

@@ -174,9 +174,9 @@ class ForgeryScorer:
         if not positions:
             return positions, [], features, reasons
         raw_contexts = faces.column("context_face").to_pylist()
-        if any(raw is None for raw in raw_contexts):
+        if self.detectors and any(raw is None for raw in raw_contexts):
             raise ValueError("face rows without context_face: the FaceAnalyzer was built with context_crops=False, "
-                             "which only a crawl without the forgery stage may do")
+                             "which only a crawl without artefact detectors may do")
         aligned = [_crop(raw, ALIGNED_SIZE) for raw in faces.column("aligned_face").to_pylist()]
         measures, why_not = self.quality_gate(faces.column("landmarks").to_pylist(), aligned)
         judged = [k for k, why in enumerate(why_not) if why is None]
@@ -184,7 +184,7 @@ class ForgeryScorer:
             features[k].update(measures[k])
             if why is not None and self.detectors:
                 reasons[k].append(why)
-        contexts = [_crop(raw_contexts[k], CONTEXT_SIZE) for k in judged]
+        contexts = [_crop(raw_contexts[k], CONTEXT_SIZE) for k in judged] if self.detectors else []
         for detector in self.detectors:
             for k, value in zip(judged, detector.score(contexts) if contexts else []):
                 features[k][f"artefact:{detector.name}"] = float(value)

@@ -152,7 +152,14 @@ def test_benchmark_command_prints_one_json_line_with_equal_counts(tmp_path):
     assert 0 < model_actor["busy_s"] <= model_actor["span_s"] + 0.05
     assert model_actor["first_batch_after_init_s"] > 0
     # The raw loop's time per step: decode, each operator, the projection.
-    assert set(report["raw_stage_ms_per_image"]) >= {"ImageDecoder", "FaceAnalyzer", "GalleryMatcher", "to_output"}
+    assert set(report["raw_stage_ms_per_image"]) >= {"ImageDecoder", "FaceAnalyzer", "GalleryMatcher",
+                                                     "ForgeryScorer", "to_output"}
+    # As shipped: the forgery stage on both sides, with the default ForgeryConfig's models.
+    assert report["forgery_stage"] is True and "ForgeryScorer" in report["raw_operators"]
+    assert report["forgery_model"].startswith("fusion-lr@")
+    assert 0 < report["forgery_share_of_raw"] < 1
+    assert report["forgery_share_of_raw"] == report["raw_stage_share"]["ForgeryScorer"]
+    assert sum(report["raw_stage_share"].values()) == pytest.approx(1.0, abs=0.01)
     assert report["raw_stage_ms_per_image"]["FaceAnalyzer"] > report["raw_stage_ms_per_image"]["to_output"]
     # The crawl's wall time is inside the command's.
     assert report["images"] / report["pipeline_images_per_s"] < time.perf_counter() - started

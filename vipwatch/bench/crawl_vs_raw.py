@@ -23,6 +23,7 @@ from vipwatch.crawl.run import run_crawl
 from vipwatch.crawl.summary import summarise
 from vipwatch.enrol import enroll
 from operators.face_analyzer import FaceAnalyzer
+from operators.forgery.scorer import ForgeryScorer
 from core import storage
 from vipwatch.cli import model_config
 from core.config import SHARED_DIR, CrawlConfig, ForgeryConfig, RayResources
@@ -80,8 +81,17 @@ def run_raw(config, corpus_files: list[Path], uri_prefix: str, batch_size: int) 
         images += len(set(table.column("image_uri").to_pylist()))
     seconds, cpu_s = time.perf_counter() - started, time.process_time() - cpu_started
     operators = [step_name(step) for step in runner.steps[1:-1]]
+    scorers = [step for step in runner.steps if isinstance(step, ForgeryScorer)]
     return {"seconds": seconds, "cpu_s": round(cpu_s, 1), "images": images, "faces": faces, "identified_faces": identified,
-            "operators": operators, "stage_s": {k: round(v, 2) for k, v in runner.seconds.items()}}
+            "operators": operators, "stage_s": {k: round(v, 2) for k, v in runner.seconds.items()},
+            "forgery_model": scorers[0].model_version if scorers else None}
+
+
+def stage_shares(stage_s: dict[str, float]) -> dict[str, float]:
+    """Each step's share of the raw loop's time: the forgery stage's share of the CPU bill (the
+    raw loop runs every step in one process, one after another, so its time is its CPU)."""
+    total = sum(stage_s.values())
+    return {name: round(seconds / total, 3) for name, seconds in stage_s.items()} if total > 0 else {}
 
 
 def image_benchmark(args) -> dict:
@@ -197,6 +207,9 @@ def image_benchmark(args) -> dict:
         # The raw loop's time per image in each step (decode, each operator, the projection).
         "raw_stage_ms_per_image": {name: round(seconds * 1000 / count, 1)
                                    for name, seconds in runs[-1]["raw"]["stage_s"].items()},
+        "raw_stage_share": stage_shares(runs[-1]["raw"]["stage_s"]),
+        "forgery_share_of_raw": stage_shares(runs[-1]["raw"]["stage_s"]).get(ForgeryScorer.__name__, 0.0),
+        "forgery_model": runs[-1]["raw"]["forgery_model"],
         "pipeline_cpu_s_by_role": last["cpu_s_by_role"],
         "pipeline_task_workers": last["task_workers"],
         # The sampler runs in the driver: its CPU is in the crawl's figures, it is not the crawl's.

@@ -8,6 +8,7 @@ from operators.decode import ImageDecoder
 from operators.face_analyzer import FaceAnalyzer
 from operators.forgery.scorer import ForgeryScorer
 from operators.matcher import GalleryMatcher
+from operators.stages import face_stages
 from tests.support.shared_data import DATA, MODELS, ONNX_PACK
 from core.config import CrawlConfig, ForgeryConfig
 
@@ -74,3 +75,27 @@ def test_crawl_rows_carry_forgery_fields(ray_cluster, onnx_gallery, swap_dir, tm
     assert fakes, "no fake image reached the scorer: the verdict check below would pass vacuously"
     assert all(r["verdict"] == "suspected_forgery" for r in fakes)
     assert [r for r in rows if r["status"] == "error"][0]["forgery_score"] is None
+
+
+def test_shipped_set_needs_no_context_crops_and_scores_the_same(onnx_gallery, onnx_analyzer, swap_dir):
+    """Without an artefact detector (the shipped ForgeryConfig) the face stage makes no 224 px
+    context crop, and the scorer's output is what it is with the crops."""
+    shipped = CrawlConfig(input="unused", output="unused", gallery=onnx_gallery, model=ONNX_PACK, aligned=True)
+    assert shipped.forgery.detectors == []
+    assert face_stages(shipped)[0].kwargs["context_crops"] is False
+    with_detector = shipped.model_copy(update={"forgery": ForgeryConfig(detectors=[MESONET_DF])})
+    assert face_stages(with_detector)[0].kwargs["context_crops"] is True
+
+    uris = sorted(str(p) for p in (swap_dir / "real").glob("*/*"))[:4]
+    uris += sorted(str(p) for p in (swap_dir / "fake").glob("*/*"))[:4]
+    matcher = GalleryMatcher(onnx_gallery)
+    scorer = ForgeryScorer(gallery=matcher.gallery, forgery=shipped.forgery, pack=onnx_analyzer.pack)
+    columns = ("forgery_score", "verdict", "reasons", "forgery_signals", "forgery_identity_id", "forgery_model")
+    outputs = []
+    for context_crops in (True, False):
+        analyzer = FaceAnalyzer(ONNX_PACK, aligned=True, pack=onnx_analyzer.pack, context_crops=context_crops)
+        faces = matcher(embed_images(uris, analyzer, ImageDecoder()))
+        assert faces.column("context_face").null_count == (0 if context_crops else faces.num_rows)
+        outputs.append(scorer(faces).select(columns).to_pylist())
+    assert outputs[0] == outputs[1]
+    assert sum(r["verdict"] is not None for r in outputs[0]) == len(uris)
