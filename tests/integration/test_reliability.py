@@ -33,8 +33,10 @@ FACE_PHOTOS = sorted(p for p in (PHOTOS / "ultralight").glob("*.jpg"))[:12] + [
 
 def crawl_config(input_uri: str, gallery: str, output: str, job_id: str, shard_size: int, **kwargs) -> CrawlConfig:
     # Small batches so that a shard is several actor tasks: faults land between and inside them.
+    # Small read blocks so that rows stream out, and shards commit, while the job runs.
     return CrawlConfig(input=input_uri, gallery=gallery, output=output, job_id=job_id, shard_size=shard_size,
-                       model=ONNX_PACK, resources=RayResources(batch_size=4, analyzer_num_cpus=0.5), **kwargs)
+                       model=ONNX_PACK, resources=RayResources(batch_size=4, analyzer_num_cpus=0.5, files_per_read_task=2),
+                       **kwargs)
 
 
 def assert_each_input_once(output_uri: str, inputs: list[str], storage_config=None):
@@ -216,26 +218,23 @@ def no_forgery(config: CrawlConfig) -> CrawlConfig:
 def test_killed_analyzer_actor_is_restarted_exactly_once(s3_server, ray_cluster, onnx_gallery, tmp_path):
     input_uri, inputs = upload_face_photos(s3_server, "killed")
     config = no_forgery(crawl_config(input_uri + "/in", onnx_gallery, str(tmp_path / "out"), "killed",
-                                     shard_size=8, storage=s3_server.storage()))
+                                     shard_size=4, storage=s3_server.storage()))
     config.resources.batch_size = 2
     job_uri = storage.join(config.output, "killed")
     killed: dict = {}
 
     def kill_analyzer_mid_shard():
-        # The second shard's analyzer: the first shard's actor is gone once its marker lands.
+        # One execution per job: the analyzer that finished the first shard works on the next
+        # ones; kill it once a shard is committed and others are still to come.
         if not wait_for(lambda: markers(job_uri) >= 1, 240):
             return
-        first_shard = set(processes_titled("FaceAnalyzer", os.getpid()))
-        pids = wait_for(lambda: [p for p in processes_titled("FaceAnalyzer", os.getpid()) if p not in first_shard],
-                        120, 0.05)
+        pids = wait_for(lambda: processes_titled("FaceAnalyzer", os.getpid()), 120, 0.05)
         if not pids:
             return
-        time.sleep(1.5)  # let it load the pack and take batches
         killed["pid"], killed["shards_done_at_kill"] = pids[0], markers(job_uri)
         os.kill(pids[0], signal.SIGKILL)
         killed["replacement"] = wait_for(
-            lambda: [p for p in processes_titled("FaceAnalyzer", os.getpid()) if p != pids[0] and p not in first_shard],
-            120, 0.1)
+            lambda: [p for p in processes_titled("FaceAnalyzer", os.getpid()) if p != pids[0]], 120, 0.1)
 
     result = crawl_with_fault(config, kill_analyzer_mid_shard)
     print("kill -9 test:", killed, "seconds", round(result.seconds, 1))
@@ -311,14 +310,15 @@ def test_s3_restart_mid_crawl_is_retried(ray_cluster, onnx_gallery, tmp_path):
         inputs = [f"s3://flaky/{face_photo_key(p)}" for p in FACE_PHOTOS]
         # Output on local disk: moto's recorder keeps no multipart part bodies (pyarrow writes
         # multipart), so objects written before the restart could not be restored faithfully.
-        # The reads are what the outage hits here: inputs, and the driver's listing per shard.
+        # The reads are what the outage hits here: the inputs, which one execution streams from
+        # its start, so the outage begins as soon as the analyzer actor is up.
         config = no_forgery(crawl_config("s3://flaky/in", onnx_gallery, str(tmp_path / "out"), "flaky", shard_size=5,
                                          storage=server.storage()))
         job_uri = str(tmp_path / "out" / "flaky")
         outage: dict = {}
 
         def restart_mid_crawl():
-            if not wait_for(lambda: markers(job_uri) >= 1, 240, 0.1):
+            if not wait_for(lambda: processes_titled("FaceAnalyzer", os.getpid()), 240, 0.05):
                 return
             outage["shards_done_at_stop"] = markers(job_uri)
             server.stop()
@@ -354,7 +354,7 @@ def test_resume_after_driver_killed(s3_server, ray_cluster, onnx_gallery, tmp_pa
     first = subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                              start_new_session=True)
     try:
-        landed = wait_for(lambda: markers(job_uri) >= 2 or first.poll() is not None, 300, 0.2)
+        landed = wait_for(lambda: markers(job_uri) >= 1 or first.poll() is not None, 300, 0.05)
         assert landed and first.poll() is None, "the first run ended before it could be interrupted"
         os.killpg(first.pid, signal.SIGKILL)
         first.wait(timeout=30)
@@ -363,7 +363,7 @@ def test_resume_after_driver_killed(s3_server, ray_cluster, onnx_gallery, tmp_pa
             os.killpg(first.pid, signal.SIGKILL)
     committed_before = markers(job_uri)
     total_shards = len(plan_shards(inputs, 3))
-    assert 2 <= committed_before < total_shards
+    assert 1 <= committed_before < total_shards
     assert not (Path(job_uri) / "_SUCCESS").exists()
 
     second = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=400)

@@ -24,6 +24,7 @@ import pyarrow.parquet as pq
 from core import storage
 from core.images import encode_jpeg
 from core.schema import ALIGNED_SIZE, OUTPUT_SCHEMA, STATUS_OK, VERDICT_SUSPECTED, to_output
+from vipwatch.crawl.locate import ShardLocator
 
 ALERTS_DIR = "_alerts"
 
@@ -75,22 +76,35 @@ def alert_file_name(shard_name: str, alerts: pa.Table) -> str:
 
 
 class AlertProjection:
-    """The crawl's last map step: writes the batch's alerts under ``alerts_dir`` and returns the
-    batch as OUTPUT_SCHEMA (crops dropped). One object per worker serves its batches of a shard."""
+    """The crawl's last map step: writes the batch's alerts and returns the batch as OUTPUT_SCHEMA
+    (crops dropped). With one shard (``shard_name``) the alerts go to ``alerts_dir``; with a
+    ``locator`` (one execution over many shards, vipwatch/crawl/run.py) ``alerts_dir`` is the job's
+    ``_alerts`` root and each alert goes to the directory of its image's shard, so that a redone
+    shard clears exactly its own alerts."""
 
-    def __init__(self, alerts_dir: str, shard_name: str, storage_config=None):
+    def __init__(self, alerts_dir: str, shard_name: str = "shard", storage_config=None,
+                 locator: Optional[ShardLocator] = None):
         self.alerts_dir = alerts_dir
         self.shard_name = shard_name
         self.storage = storage_config
+        self.locator = locator
 
     def __call__(self, work: pa.Table) -> pa.Table:
         alerts = alert_table(work)
-        if alerts.num_rows:
-            sink = pa.BufferOutputStream()
-            pq.write_table(alerts, sink)
-            storage.write_bytes(storage.join(self.alerts_dir, alert_file_name(self.shard_name, alerts)),
-                                sink.getvalue().to_pybytes(), self.storage)
+        if alerts.num_rows and self.locator is None:
+            self._write(self.alerts_dir, self.shard_name, alerts)
+        elif alerts.num_rows:
+            shard_names = [self.locator.name_of(uri) for uri in alerts.column("image_uri").to_pylist()]
+            for name in sorted(set(shard_names)):
+                mask = pa.array([shard == name for shard in shard_names])
+                self._write(storage.join(self.alerts_dir, name), name, alerts.filter(mask))
         return to_output(work)
+
+    def _write(self, directory: str, shard_name: str, alerts: pa.Table) -> None:
+        sink = pa.BufferOutputStream()
+        pq.write_table(alerts, sink)
+        storage.write_bytes(storage.join(directory, alert_file_name(shard_name, alerts)),
+                            sink.getvalue().to_pybytes(), self.storage)
 
 
 def read_alerts(job_uri: str, storage_config=None) -> pa.Table:

@@ -1,4 +1,5 @@
-"""One shard's Ray Data plan: read_binary_files (object storage) -> ImageDecoder (actor pool; Ray
+"""The crawl's Ray Data plan, one execution for every pending shard of a job: read_binary_files
+(object storage) -> ImageDecoder (actor pool; Ray
 Data fuses the read into it) -> the face stages' actor pools -> output projection (+ alerts).
 Streaming: blocks flow through every stage at once, so memory stays bounded by the in-flight
 blocks, not by the input size."""
@@ -13,6 +14,7 @@ from operators.chain import chain_class
 from operators.decode import ImageDecoder
 from operators.stages import face_stages
 from vipwatch.crawl.alerts import AlertProjection
+from vipwatch.crawl.locate import ShardLocator
 from vipwatch.crawl.pools import stage_pools
 from vipwatch.ray_cluster import cluster_cpus, node_resources
 
@@ -38,7 +40,14 @@ def configure_io_retries() -> None:
     context.retried_io_errors = list(dict.fromkeys([*context.retried_io_errors, *TRANSIENT_IO_ERRORS]))
 
 
-def build_dataset(config: CrawlConfig, uris: list[str], alerts_dir: str | None = None, shard_name: str = "shard"):
+def emitted_uri(uri: str, storage_config=None) -> str:
+    """The ``image_uri`` the decoder writes for an input URI (the scheme the reader strips, put back)."""
+    filesystem, path = storage.resolve(uri, storage_config)
+    return ("s3://" if isinstance(filesystem, pafs.S3FileSystem) else "") + path
+
+
+def build_dataset(config: CrawlConfig, uris: list[str], alerts_dir: str | None = None, shard_name: str = "shard",
+                  locator: ShardLocator | None = None):
     import ray
 
     if not uris:
@@ -65,7 +74,7 @@ def build_dataset(config: CrawlConfig, uris: list[str], alerts_dir: str | None =
         dataset = dataset.map_batches(ImageDecoder(config.decode, uri_prefix), batch_format="pyarrow",
                                       batch_size=8, num_cpus=res.decode_num_cpus)
     # Alerts need the aligned crop, which to_output drops: the same step writes them first.
-    project = to_output if alerts_dir is None else AlertProjection(alerts_dir, shard_name, config.storage)
+    project = to_output if alerts_dir is None else AlertProjection(alerts_dir, shard_name, config.storage, locator)
     total_cpus = cluster_cpus()
     reserved = res.read_num_cpus + res.decode_num_cpus * max(1, res.decode_actors) + res.write_num_cpus
     pools = stage_pools(face_stages(config, total_cpus), res.fuse_face_stages, total_cpus, reserved, node_resources())

@@ -1,5 +1,7 @@
-"""run_crawl: a crawl job, shard by shard. Each shard is one Ray Data execution (dataset.py)
-written to Parquet and committed (shards.py), so a re-run of the job id resumes."""
+"""run_crawl: a crawl job as ONE Ray Data execution over every shard not yet committed (the
+actor pools start once per job), with each shard's Parquet written and committed on the driver as
+soon as its last row has streamed out (vipwatch/crawl/stream.py), so a re-run of the job id
+resumes from the first uncommitted shard."""
 from __future__ import annotations
 
 import logging
@@ -7,13 +9,14 @@ import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
-from core import storage
 from core.config import CrawlConfig
 from operators.stages import load_checked_gallery
 from vipwatch.crawl.alerts import alerts_uri
-from vipwatch.crawl.dataset import build_dataset, configure_io_retries
+from vipwatch.crawl.dataset import build_dataset, configure_io_retries, emitted_uri
 from vipwatch.crawl.inputs import list_inputs
-from vipwatch.crawl.shards import ShardedJob, deterministic_filenames
+from vipwatch.crawl.locate import ShardLocator
+from vipwatch.crawl.shards import ShardedJob
+from vipwatch.crawl.stream import ShardCommitter
 from vipwatch.ray_cluster import init_ray
 
 log = logging.getLogger(__name__)
@@ -37,7 +40,7 @@ class CrawlResult:
 
 
 def run_crawl(config: CrawlConfig) -> CrawlResult:
-    from ray.data import SaveMode
+    from ray.data import DataContext
 
     config.job_id = config.job_id or default_job_id()
     # Refuse a missing / corrupt / other-embedder gallery before any work starts.
@@ -49,22 +52,27 @@ def run_crawl(config: CrawlConfig) -> CrawlResult:
     pending = job.pending()
     if job.resumed:
         log.info("resuming job %s: %d of %d shards left", config.job_id, len(pending), len(job.shards))
-    init_ray()
-    configure_io_retries()
     started = time.perf_counter()
-    stats = []
-    for shard in pending:
-        shard_started = time.perf_counter()
-        job.clear(shard)
-        dataset = build_dataset(config, shard.uris, alerts_uri(job.uri, shard.name), shard.name)
-        out_fs, out_path = storage.resolve(job.shard_uri(shard), config.storage)
-        dataset.write_parquet(out_path, filesystem=out_fs, filename_provider=deterministic_filenames(shard),
-                              mode=SaveMode.OVERWRITE, min_rows_per_file=config.min_rows_per_file,
-                              ray_remote_args={"num_cpus": config.resources.write_num_cpus})
-        job.commit(shard, time.perf_counter() - shard_started)
-        stats.append(f"{shard.name}:\n{dataset.stats()}")
+    stats = ""
+    if pending:
+        init_ray()
+        configure_io_retries()
+        for shard in pending:
+            job.clear(shard)
+        locator = ShardLocator([emitted_uri(shard.uris[0], config.storage) for shard in pending],
+                               [shard.name for shard in pending])
+        # Rows leave in input order, so a row of a later shard proves every earlier shard whole
+        # (a video's frames may span batches: "every input seen" would not).
+        DataContext.get_current().execution_options.preserve_order = True
+        dataset = build_dataset(config, [uri for shard in pending for uri in shard.uris], alerts_uri(job.uri),
+                                locator=locator)
+        committer = ShardCommitter(job, pending, locator)
+        for batch in dataset.iter_batches(batch_format="pyarrow", batch_size=None):
+            committer.add(batch)
+        committer.close()
+        stats = dataset.stats()
     job.finish()
     seconds = time.perf_counter() - started
     return CrawlResult(job_id=config.job_id, output=job.uri, inputs=job.inputs, seconds=seconds,
-                       stats="\n".join(stats), processed_inputs=sum(len(s.uris) for s in pending),
+                       stats=stats, processed_inputs=sum(len(s.uris) for s in pending),
                        shards=len(job.shards), shards_processed=len(pending))

@@ -15,8 +15,8 @@ filter drops *input rows* whose id was written, but one input here becomes sever
 such blocks would mark the input done with some of its faces missing. A shard is committed only
 after all of its Parquet is written (marker last, the same rule as the gallery's manifest), so
 an interrupted shard is simply redone from scratch into the same directory, on local disks and
-S3 alike (no rename needed). The price is one Ray Data execution per shard (actor start-up, a
-short drain at the end of each shard): keep shards large (``CrawlConfig.shard_size``).
+S3 alike (no rename needed). Every pending shard runs in one Ray Data execution whose rows the
+driver commits shard by shard as they stream out (stream.py): actor pools start once per job.
 """
 from __future__ import annotations
 
@@ -147,14 +147,3 @@ class ShardedJob:
     def finish(self) -> None:
         storage.write_bytes(storage.join(self.uri, SUCCESS_FILE), b"", self.storage)
 
-
-def deterministic_filenames(shard: Shard):
-    """Parquet file names from the shard and write-task number only (no per-run UUID), so a
-    retried write task or a redone shard overwrites its files instead of adding copies."""
-    from ray.data.datasource import FilenameProvider
-
-    class _ShardFilenames(FilenameProvider):
-        def get_filename_for_task(self, write_uuid: str, task_index: int) -> str:
-            return f"{shard.name}-part-{task_index:05d}"
-
-    return _ShardFilenames()
