@@ -172,11 +172,11 @@ class CrawlConfig(FaceChainSettings):
     output: str
     job_id: Optional[str] = None
     # Inputs per committed shard (vipwatch/crawl/shards.py): the unit redone after an
-    # interruption, and one Ray Data execution each, whose actor pools start afresh (worker
-    # imports, model and gallery loads), so a shard should take minutes, not seconds; GPU nodes,
-    # far faster, want shards ten times larger (figures: docs/performance.md).
+    # interruption. Every shard of a job runs in one Ray Data execution (vipwatch/crawl/run.py),
+    # so the size no longer pays an actor start-up per shard (figures: docs/performance.md).
     shard_size: int = 10_000
-    # Face rows per Parquet file, at least (Ray Data's min_rows_per_file hint; None or 0: Ray
+    # Not used by the crawl since one execution streams every shard: the driver writes one file
+    # per shard (vipwatch/crawl/stream.py). Was: face rows per Parquet file, at least (Ray Data's min_rows_per_file hint; None or 0: Ray
     # Data's choice, about one file per analyzer batch). Fewer, larger files suit Athena /
     # Spark, and the write step runs far fewer tasks, which saves crawl CPU (figures:
     # docs/performance.md).
