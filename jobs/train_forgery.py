@@ -70,6 +70,11 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--cpus-per-worker", type=float, default=0.5)
     parser.add_argument("--data-cpus", type=float, default=0.5, help="CPUs of the pair-making Ray Data actor")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--init-from", default=None, metavar="ARTEFACT",
+                        help="SBI artefact (dir or s3://) whose weights this run continues from; it must "
+                             "have held out the same people (same sources, --val-*, --seed)")
+    parser.add_argument("--checkpoint-dir", default=None,
+                        help="keep Ray Train's per-epoch checkpoints (model.pt) here, so a run cut short leaves weights")
     parser.add_argument("--version", default=None, help="artefact version (default: sbi-<backbone><size>@<sha8>)")
     add_model_args(parser)
     args = parse_job_args(parser, argv)
@@ -82,7 +87,7 @@ def main(argv: list[str] | None = None) -> dict:
         val_fraction=args.val_fraction, max_val_faces=args.max_val_faces, max_per_identity=args.max_per_identity,
         val_real=args.val_real, val_fake=args.val_fake, val_pad=args.val_pad, num_workers=args.num_workers,
         use_gpu=args.use_gpu, cpus_per_worker=args.cpus_per_worker, data_cpus=args.data_cpus, seed=args.seed,
-        version=args.version))
+        version=args.version, init_from=args.init_from, checkpoint_dir=args.checkpoint_dir))
     summary = {"out": args.out, "version": manifest["version"], "metrics": manifest["metrics"],
                "history": manifest["history"], "timing": manifest["timing"],
                "train_faces": manifest["training_data"]["train"], "cache": manifest["training_data"]["cache"]}

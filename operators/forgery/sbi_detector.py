@@ -2,17 +2,14 @@
 URI ``shipped`` names the artefact shipped inside the package (``artefacts/``, a few MB)."""
 from __future__ import annotations
 
-import hashlib
 import io
-import json
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from operators.forgery.sbi_model import MANIFEST_FILE, MODEL_FILE, model_inputs
+from operators.forgery.sbi_model import model_inputs, read_artifact
 from operators.forgery.torch_device import select_device
-from core import storage
 from core.config import StorageConfig
 
 # Trained by jobs.train_forgery (docs/forgery.md "SBI detector"); inside the package so an
@@ -26,10 +23,7 @@ class SBIDetector:
     def __init__(self, artifact_uri: str, device: str = "auto", batch_size: int = 64,
                  storage_config: StorageConfig | None = None):
         artifact_uri = str(SHIPPED) if artifact_uri == "shipped" else artifact_uri
-        self.manifest = json.loads(storage.read_bytes(storage.join(artifact_uri, MANIFEST_FILE), storage_config))
-        model_bytes = storage.read_bytes(storage.join(artifact_uri, MODEL_FILE), storage_config)
-        if hashlib.sha256(model_bytes).hexdigest() != self.manifest["model_sha256"]:
-            raise ValueError(f"{artifact_uri}: {MODEL_FILE} does not match the sha256 in its manifest")
+        self.manifest, model_bytes = read_artifact(artifact_uri, storage_config)
         self.version = self.manifest["version"]
         self.input_size = int(self.manifest["input"]["size"])
         self.window = tuple(int(v) for v in self.manifest["input"]["context_window"])

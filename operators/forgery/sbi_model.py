@@ -6,13 +6,17 @@ own trained from scratch (``tiny``/``small``/``base``; torchvision cannot be ins
 the pinned CPU torch)."""
 from __future__ import annotations
 
+import hashlib
 import io
+import json
 
 import cv2
 import numpy as np
 import torch
 from torch import nn
 
+from core import storage
+from core.config import StorageConfig
 from operators.forgery.face_crop import SBI_WINDOW
 
 # What the network sees of the 224 context crop (x0, y0, x1, y1); training crops the same window
@@ -97,3 +101,21 @@ def export_torchscript(network: nn.Module, size: int) -> bytes:
     with torch.no_grad():
         torch.jit.save(torch.jit.trace(scorer, example, check_trace=False), buffer)
     return buffer.getvalue()
+
+
+def read_artifact(artifact_uri: str, storage_config: StorageConfig | None = None) -> tuple[dict, bytes]:
+    """(manifest, model bytes) of an SBI artefact; refuses a model file whose sha256 is not the
+    manifest's, so a detector or a training run never starts from a tampered or mixed-up file."""
+    manifest = json.loads(storage.read_bytes(storage.join(artifact_uri, MANIFEST_FILE), storage_config))
+    model_bytes = storage.read_bytes(storage.join(artifact_uri, MODEL_FILE), storage_config)
+    if hashlib.sha256(model_bytes).hexdigest() != manifest["model_sha256"]:
+        raise ValueError(f"{artifact_uri}: {MODEL_FILE} does not match the sha256 in its manifest")
+    return manifest, model_bytes
+
+
+def network_state(model_bytes: bytes) -> dict[str, torch.Tensor]:
+    """The trainable network's state dict inside an exported artefact (UInt8Scorer's ``network``),
+    to initialise a further training run from it."""
+    scripted = torch.jit.load(io.BytesIO(model_bytes), map_location="cpu")
+    prefix = "network."
+    return {key[len(prefix):]: value.clone() for key, value in scripted.state_dict().items() if key.startswith(prefix)}

@@ -28,7 +28,8 @@ from core import storage
 from core.config import ModelPackConfig, StorageConfig
 from operators.forgery.face_crop import SBI_WINDOW
 from operators.forgery.sbi import BLEND_RATIOS, HULL_KINDS
-from operators.forgery.sbi_model import MANIFEST_FILE, MODEL_FILE, export_torchscript, model_inputs, normalise
+from operators.forgery.sbi_model import (MANIFEST_FILE, MODEL_FILE, export_torchscript, model_inputs, network_state,
+                                         normalise, read_artifact)
 from vipwatch.training.sbi_data import Augment, PairMaker, pairs_from_rows, split_by_identity
 from vipwatch.training.sbi_eval import load_faces
 from vipwatch.training.sbi_faces import READ_CPUS, RealSource, build_face_cache, read_faces
@@ -80,6 +81,10 @@ class TrainOptions:
     data_cpus: float = 0.5
     seed: int = 0
     version: Optional[str] = None
+    # An SBI artefact to continue training from (its weights; the schedule restarts).
+    init_from: Optional[str] = None
+    # Where Ray Train keeps each epoch's checkpoint (model.pt); kept after the run when given.
+    checkpoint_dir: Optional[str] = None
     storage: StorageConfig = field(default_factory=StorageConfig)
 
 
@@ -123,7 +128,10 @@ def train_loop_per_worker(config: dict) -> None:
 
     rank = ray.train.get_context().get_world_rank()
     torch.manual_seed(config["seed"] + rank)
-    network = ray_torch.prepare_model(build_network(config["backbone"], config["backbone_weights"]))
+    network = build_network(config["backbone"], config["backbone_weights"])
+    if config["init_state"] is not None:
+        network.load_state_dict(ray.get(config["init_state"]), strict=True)
+    network = ray_torch.prepare_model(network)
     device = ray_torch.get_device()
     optimizer = torch.optim.AdamW(_param_groups(network, config["lr"], config["head_lr_factor"]), weight_decay=1e-4)
     total_steps = max(1, config["total_steps"])
@@ -169,7 +177,7 @@ def train_loop_per_worker(config: dict) -> None:
                                                                    score_inputs(scorer, val_fake)).items()}}
         last = epoch == config["epochs"] - 1 or _out_of_budget(config, step, started)
         checkpoint = None
-        if rank == 0 and last:
+        if rank == 0:  # every epoch: a run cut short still leaves its latest weights
             directory = tempfile.mkdtemp(prefix="sbi-ckpt-")
             (Path(directory) / MODEL_FILE).write_bytes(export_torchscript(_bare(network), config["image_size"]))
             checkpoint = ray.train.Checkpoint.from_directory(directory)
@@ -190,12 +198,13 @@ def training_dataset(cache: str, train_identities: set[str], options: TrainOptio
         batch_format="numpy", compute=ray.data.ActorPoolStrategy(size=1), num_cpus=options.data_cpus)
 
 
-def fit(options: TrainOptions, dataset, validation_ref, total_steps: int) -> tuple[bytes, list[dict]]:
+def fit(options: TrainOptions, dataset, validation_ref, total_steps: int,
+        init_state_ref=None) -> tuple[bytes, list[dict]]:
     """Runs TorchTrainer; returns the TorchScript bytes and the per-epoch metrics."""
-    from ray.train import RunConfig, ScalingConfig
+    from ray.train import CheckpointConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchTrainer
 
-    results_dir = tempfile.mkdtemp(prefix="vipwatch-train-")
+    results_dir = options.checkpoint_dir or tempfile.mkdtemp(prefix="vipwatch-train-")
     try:
         trainer = TorchTrainer(
             train_loop_per_worker,
@@ -204,11 +213,12 @@ def fit(options: TrainOptions, dataset, validation_ref, total_steps: int) -> tup
                                "backbone_weights": options.backbone_weights, "batch_size": options.batch_size,
                                "seed": options.seed, "validation": validation_ref, "total_steps": total_steps,
                                "max_steps": options.max_steps, "max_train_minutes": options.max_train_minutes,
-                               "log_every": 10},
+                               "init_state": init_state_ref, "log_every": 10},
             # Fractional / explicit CPUs: a worker holding every CPU starves Ray Data's tasks.
             scaling_config=ScalingConfig(num_workers=options.num_workers, use_gpu=options.use_gpu,
                                          resources_per_worker={"CPU": options.cpus_per_worker}),
-            run_config=RunConfig(name="train_forgery", storage_path=results_dir),
+            run_config=RunConfig(name="train_forgery", storage_path=results_dir,
+                                 checkpoint_config=CheckpointConfig(num_to_keep=2)),
             datasets={"train": dataset},
         )
         result = trainer.fit()
@@ -220,7 +230,8 @@ def fit(options: TrainOptions, dataset, validation_ref, total_steps: int) -> tup
                                      if result.metrics_dataframe is not None else [result.metrics])]
         return model_bytes, history
     finally:
-        shutil.rmtree(results_dir, ignore_errors=True)
+        if not options.checkpoint_dir:
+            shutil.rmtree(results_dir, ignore_errors=True)
 
 
 def _clean(record: dict) -> dict:
@@ -240,9 +251,41 @@ def validation_pairs(rows, size: int, seed: int) -> tuple[np.ndarray, np.ndarray
     return images[labels == 0], images[labels == 1]
 
 
+def initial_artefact(options: TrainOptions) -> Optional[dict]:
+    """The artefact a run continues from: its manifest and network weights, after checking that
+    it has this run's network and input."""
+    if not options.init_from:
+        return None
+    manifest, model_bytes = read_artifact(options.init_from, options.storage)
+    if manifest.get("backbone") != options.backbone or int(manifest["input"]["size"]) != options.image_size:
+        raise ValueError(f"--init-from {options.init_from}: backbone {manifest.get('backbone')} at "
+                         f"{manifest['input']['size']} px, this run trains {options.backbone} at {options.image_size} px")
+    return {"manifest": manifest, "state": network_state(model_bytes)}
+
+
+def check_held_out(init_manifest: dict, train_ids: set[str]) -> None:
+    """A continued run must not train on the people its starting point held out: they are the
+    held-out evaluation set of both artefacts."""
+    leaked = sorted(set(init_manifest["training_data"]["validation"]["identities"]) & train_ids)
+    if leaked:
+        raise ValueError(f"{len(leaked)} identities held out by {init_manifest['version']} would be trained on "
+                         f"(e.g. {leaked[:3]}): use the same sources, --val-source, --val-fraction and --seed")
+
+
+def continued_from(init_manifest: dict, uri: str) -> dict:
+    previous = init_manifest.get("init_from")
+    return {"artefact": uri, "version": init_manifest["version"], "model_sha256": init_manifest["model_sha256"],
+            "steps": int(init_manifest["recipe"].get("total_steps", init_manifest["recipe"]["steps"])),
+            "train_seconds": float(init_manifest["timing"].get("total_train_seconds",
+                                                               init_manifest["timing"]["train_seconds"])),
+            "optimiser": init_manifest["recipe"]["optimiser"], "batch_size_pairs": init_manifest["recipe"]["batch_size_pairs"],
+            "history": init_manifest.get("history", []), **({"init_from": previous} if previous else {})}
+
+
 def run_training(options: TrainOptions) -> dict:
     if bool(options.val_real) != bool(options.val_fake):
         raise ValueError("--val-real and --val-fake go together")
+    initial = initial_artefact(options)
     started = time.monotonic()
     init_ray()
     import ray
@@ -253,6 +296,8 @@ def run_training(options: TrainOptions) -> dict:
     val_source = options.val_source or max(cache_manifest["sources"], key=lambda s: cache_manifest["sources"][s]["faces"])
     train_ids, val_ids = split_by_identity(list(index["identity"]), list(index["source"]), val_source,
                                            options.val_fraction, options.seed)
+    if initial:
+        check_held_out(initial["manifest"], train_ids)
     train_rows = index[index["identity"].isin(train_ids)]
     val_index = index[index["identity"].isin(val_ids)]
     val_rows = read_faces(options.cache, columns=["identity", "region", "landmarks", "status", "image_uri"]) \
@@ -266,7 +311,8 @@ def run_training(options: TrainOptions) -> dict:
 
     train_started = time.monotonic()
     model_bytes, history = fit(options, training_dataset(options.cache, train_ids, options),
-                               ray.put((val_real, val_fake)), total_steps)
+                               ray.put((val_real, val_fake)), total_steps,
+                               ray.put(initial["state"]) if initial else None)
     train_seconds = time.monotonic() - train_started
     metrics = {"held_out_real_vs_sbi": {"source": val_source, **evaluate_artifact(model_bytes, val_real, val_fake)}}
     if options.val_real:
@@ -279,6 +325,8 @@ def run_training(options: TrainOptions) -> dict:
 
     digest = hashlib.sha256(model_bytes).hexdigest()
     sources = [source.name for source in options.real]
+    steps = int(history[-1].get("steps", 0)) if history else 0
+    earlier = continued_from(initial["manifest"], options.init_from) if initial else None
     manifest = {
         "version": options.version or f"sbi-{options.backbone}{options.image_size}@{digest[:8]}",
         "kind": "sbi", "model_file": MODEL_FILE, "model_sha256": digest, "format": "torchscript",
@@ -300,8 +348,8 @@ def run_training(options: TrainOptions) -> dict:
             "optimiser": {"name": "AdamW", "lr": options.lr, "head_lr_factor": options.head_lr_factor,
                           "weight_decay": 1e-4, "schedule": "warm-up 5% then cosine, per step"},
             "epochs": options.epochs, "epoch_fraction": options.epoch_fraction, "batch_size_pairs": options.batch_size,
-            "max_steps": options.max_steps, "max_train_minutes": options.max_train_minutes, "steps": int(history[-1].get("steps", 0)) if history else 0,
-            "seed": options.seed,
+            "max_steps": options.max_steps, "max_train_minutes": options.max_train_minutes, "steps": steps,
+            "total_steps": steps + (earlier["steps"] if earlier else 0), "seed": options.seed,
             "departures": ["AdamW instead of SAM", "MobileFaceNet features (112-template scale, 128 px window) "
                            "instead of EfficientNet-B4 at 380 px", "68 landmarks, no 81-point forehead model "
                            "('extended' hull raises the brows instead)",
@@ -319,7 +367,9 @@ def run_training(options: TrainOptions) -> dict:
                      "artefact": "research / non-commercial use only: it inherits the most restrictive terms above"},
         "ray_train": {"num_workers": options.num_workers, "use_gpu": options.use_gpu,
                       "cpus_per_worker": options.cpus_per_worker},
-        "timing": {"face_cache_seconds": round(cache_seconds, 1), "train_seconds": round(train_seconds, 1)},
+        "timing": {"face_cache_seconds": round(cache_seconds, 1), "train_seconds": round(train_seconds, 1),
+                   "total_train_seconds": round(train_seconds + (earlier["train_seconds"] if earlier else 0.0), 1)},
+        **({"init_from": earlier} if earlier else {}),
         "metrics": metrics, "history": [_clean(h) for h in history],
         "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }

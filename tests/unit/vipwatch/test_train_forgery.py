@@ -110,3 +110,60 @@ def test_detector_refuses_tampered_model(ray_cluster, s3_server, tmp_path):
     storage.write_bytes(str(tmp_path / "model.pt"), bytes(model))
     with pytest.raises(ValueError, match="sha256"):
         SBIDetector(str(tmp_path))
+
+
+def test_run_continues_from_an_artefact(ray_cluster, s3_server, tiny_sources, tmp_path):
+    """Depends on the artefact of test_few_steps_write_a_loadable_artefact (same S3 server)."""
+    import io
+
+    import torch
+
+    from core import storage
+    from jobs.train_forgery import main
+    from operators.forgery.sbi_model import UInt8Scorer, network_state, read_artifact
+    from vipwatch.training.sbi_network import build_network
+
+    source = "s3://sbi-models/tiny"
+    if not storage.exists(storage.join(source, "manifest.json")):
+        pytest.skip("needs the artefact written by test_few_steps_write_a_loadable_artefact")
+    first, model_bytes = read_artifact(source)
+
+    # The weights a continued run starts from are the artefact's: same network, same P(fake).
+    network = build_network("mfn")
+    network.load_state_dict(network_state(model_bytes), strict=True)
+    faces = torch.from_numpy(np.random.default_rng(0).integers(0, 256, (3, 128, 128, 3), dtype=np.uint8))
+    with torch.no_grad():
+        restored = UInt8Scorer(network).eval()(faces)
+        fresh = UInt8Scorer(build_network("mfn")).eval()(faces)
+        exported = torch.jit.load(io.BytesIO(model_bytes)).eval()(faces)
+    assert torch.allclose(restored, exported, atol=1e-5) and not torch.allclose(fresh, exported, atol=1e-3)
+
+    args = ["--real-one-face", f"lfw={tiny_sources / 'lfw'}",
+            "--real-aligned", f"faces_aligned={tiny_sources / 'aligned'}", "--cache", str(tmp_path / "cache"),
+            "--epochs", "2", "--max-steps", "1", "--batch-size", "4", "--val-fraction", "0.4",
+            "--init-from", source]
+    out = str(tmp_path / "continued")
+    # lr 0: the step changes nothing (the converted backbone has no batch norm), so the continued
+    # artefact scores exactly as its starting point only if the workers loaded its weights.
+    main([*args, "--out", out, "--version", "sbi-test-2", "--checkpoint-dir", str(tmp_path / "checkpoints"),
+          "--lr", "0"])
+    manifest, continued_bytes = read_artifact(out)
+    with torch.no_grad():
+        continued = torch.jit.load(io.BytesIO(continued_bytes)).eval()(faces)
+    assert torch.allclose(continued, exported, atol=1e-6)
+    assert manifest["init_from"]["version"] == "sbi-test" and manifest["init_from"]["model_sha256"] == first["model_sha256"]
+    assert manifest["recipe"]["steps"] == 1 and manifest["recipe"]["total_steps"] == 1 + first["recipe"]["steps"]
+    assert manifest["timing"]["total_train_seconds"] == pytest.approx(
+        manifest["timing"]["train_seconds"] + first["timing"]["train_seconds"], abs=0.11)
+    assert manifest["training_data"]["validation"]["identities"] == first["training_data"]["validation"]["identities"]
+    assert list((tmp_path / "checkpoints").rglob("model.pt")), "the epoch's checkpoint is kept"
+
+    # Another seed holds out other people, whom the starting artefact may have trained on: refused.
+    held = set(first["training_data"]["validation"]["identities"])
+    identities = [f"lfw/{person}" for person in LFW_PEOPLE]
+    other_seed = next(seed for seed in range(1, 100)
+                      if split_by_identity(identities, ["lfw"] * len(identities), "lfw", 0.4, seed)[1] != held)
+    with pytest.raises(ValueError, match="held out"):
+        main([*args, "--out", str(tmp_path / "leaky"), "--seed", str(other_seed)])
+    with pytest.raises(ValueError, match="px"):
+        main([*args, "--out", str(tmp_path / "other-size"), "--image-size", "96"])
