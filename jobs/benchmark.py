@@ -75,12 +75,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     gallery = parser.add_argument_group("gallery scale")
     gallery.add_argument("--dims", default="128")
     gallery.add_argument("--kinds", default="ivf,hnsw,identity_hnsw",
-                         help="approximate kinds besides exact search: ivf, hnsw, identity_hnsw")
+                         help="approximate kinds besides exact search: ivf, hnsw, identity_hnsw, identity_ivf")
     gallery.add_argument("--per-identity", type=int, default=10, help="references per identity")
     gallery.add_argument("--genuine-probes", type=int, default=4000)
     gallery.add_argument("--impostor-probes", type=int, default=4000, help="half set the threshold, half check it")
     gallery.add_argument("--target-fpir", type=float, default=0.01)
-    gallery.add_argument("--ivf-nlist", type=int, default=None, help="default 4 sqrt(N)")
+    gallery.add_argument("--ivf-nlist", type=int, default=None,
+                         help="default 4 sqrt(N); identity_ivf: 4 sqrt(identities)")
     gallery.add_argument("--ivf-storage", choices=["flat", "fp16", "sq8"], default="flat")
     gallery.add_argument("--nprobe", default="16,64,128,256", help="IVF lists searched, swept")
     gallery.add_argument("--hnsw-m", type=int, default=32)
@@ -88,7 +89,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     gallery.add_argument("--ef-search", default="64,128,256,512", help="HNSW efSearch, swept")
     gallery.add_argument("--hnsw-max", type=int, default=1_000_000, help="skip HNSW builds above this size")
     gallery.add_argument("--shortlist", type=int, default=16,
-                         help="identity_hnsw: identities whose references are scored exactly")
+                         help="identity_hnsw / identity_ivf: identities whose references are scored exactly")
+    gallery.add_argument("--centroid-storage", choices=["flat", "fp16", "sq8"], default="flat",
+                         help="identity_hnsw: how the HNSW stores the identity centroids")
     gallery.add_argument("--leave-one-out-probes", type=int, default=0,
                          help="also time index.calibration's leave-one-identity-out with this many probes")
     gallery.add_argument("--faiss-gpu", action="store_true", help="search on the GPU (faiss-gpu)")
@@ -126,7 +129,7 @@ def main(argv: list[str] | None = None) -> dict:
             impostor_probes=args.impostor_probes, target_fpir=args.target_fpir, ivf_nlist=args.ivf_nlist,
             nprobes=numbers(args.nprobe), ivf_storage=args.ivf_storage, hnsw_m=args.hnsw_m,
             ef_construction=args.ef_construction, ef_searches=numbers(args.ef_search), hnsw_max=args.hnsw_max,
-            shortlist=args.shortlist,
+            shortlist=args.shortlist, centroid_storage=args.centroid_storage,
             leave_one_out_probes=args.leave_one_out_probes, use_gpu=args.faiss_gpu or gpu_count() > 0,
             seed=args.seed)
     sys.stdout.flush()

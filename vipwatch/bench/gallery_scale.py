@@ -244,6 +244,12 @@ def timed_search(index, probes: np.ndarray) -> tuple[np.ndarray, np.ndarray, dic
         "queries_per_s_on_2_free_cores": round(2 * len(probes) / cpu, 1) if cpu > 0 else None}
 
 
+def _sq_types() -> dict:
+    import faiss
+
+    return {"fp16": faiss.ScalarQuantizer.QT_fp16, "sq8": faiss.ScalarQuantizer.QT_8bit}
+
+
 def build_ivf(gallery: Gallery, nlist: int, storage: str = "flat"):
     """IVF over inner product, trained on 40 references per list (FAISS's floor is 39)."""
     import faiss
@@ -252,8 +258,8 @@ def build_ivf(gallery: Gallery, nlist: int, storage: str = "flat"):
     if storage == "flat":
         index = faiss.IndexIVFFlat(quantiser, gallery.faces.dim, nlist, faiss.METRIC_INNER_PRODUCT)
     else:  # "fp16" / "sq8": scalar-quantised lists, half / a quarter of the memory
-        kind = {"fp16": faiss.ScalarQuantizer.QT_fp16, "sq8": faiss.ScalarQuantizer.QT_8bit}[storage]
-        index = faiss.IndexIVFScalarQuantizer(quantiser, gallery.faces.dim, nlist, kind, faiss.METRIC_INNER_PRODUCT)
+        index = faiss.IndexIVFScalarQuantizer(quantiser, gallery.faces.dim, nlist, _sq_types()[storage],
+                                              faiss.METRIC_INNER_PRODUCT)
     sample_rows = np.sort(np.random.default_rng(5).choice(gallery.size, min(gallery.size, 40 * nlist), replace=False))
     sample = np.concatenate([chunk[sample_rows[(sample_rows >= start) & (sample_rows < start + len(chunk))] - start]
                              for start, chunk in gallery.chunks()])
@@ -274,38 +280,62 @@ def build_hnsw(gallery: Gallery, m: int, ef_construction: int):
 
 
 class IdentityShortlist:
-    """Two-stage search: HNSW over the identities' centroids (the gallery already stores them,
+    """Two-stage search: an index over the identities' centroids (the gallery already stores them,
     index.gallery.identity_statistics) gives ``shortlist`` identities, whose references are then
     scored exactly; the answer is the best reference among them, as flat search would score it.
     A probe sits nearer its identity's centroid than any single reference of it (the references'
-    own noise averages out), and there are per_identity times fewer vectors to navigate."""
+    own noise averages out), and there are per_identity times fewer vectors to navigate.
+    The centroid index is HNSW (``m``, ``ef_construction``), or IVF-flat with ``nlist`` lists when
+    ``nlist`` is given; ``set_effort`` sets efSearch or nprobe. ``storage`` "sq8" / "fp16" keeps the
+    HNSW's centroids scalar-quantised (a quarter / half the bytes read per hop; the shortlist is
+    rescored on the float references either way)."""
 
-    def __init__(self, gallery: Gallery, m: int, ef_construction: int, shortlist: int):
+    def __init__(self, gallery: Gallery, m: int, ef_construction: int, shortlist: int, nlist: int | None = None,
+                 storage: str = "flat"):
         import faiss
 
         self.per_identity, self.shortlist = gallery.per_identity, shortlist
         self.references = gallery.materialise().reshape(gallery.identities, gallery.per_identity, -1)
         centroids = self.references.mean(axis=1)
-        centroids /= np.linalg.norm(centroids, axis=1, keepdims=True)
-        self.index = faiss.IndexHNSWFlat(centroids.shape[1], m, faiss.METRIC_INNER_PRODUCT)
-        self.index.hnsw.efConstruction = ef_construction
-        self.index.add(np.ascontiguousarray(centroids))
+        centroids = np.ascontiguousarray(centroids / np.linalg.norm(centroids, axis=1, keepdims=True))
+        dim = centroids.shape[1]
+        if nlist is None and storage != "flat":
+            self.index = faiss.IndexHNSWSQ(dim, _sq_types()[storage], m, faiss.METRIC_INNER_PRODUCT)
+            self.index.hnsw.efConstruction = ef_construction
+            self.index.train(centroids)
+        elif nlist is None:
+            self.index = faiss.IndexHNSWFlat(dim, m, faiss.METRIC_INNER_PRODUCT)
+            self.index.hnsw.efConstruction = ef_construction
+        else:
+            self.quantiser = faiss.IndexFlatIP(dim)  # kept: the IVF index does not own it
+            self.index = faiss.IndexIVFFlat(self.quantiser, dim, nlist, faiss.METRIC_INNER_PRODUCT)
+            self.index.train(centroids)
+        self.index.add(centroids)
 
-    def search(self, probes: np.ndarray, k: int = 1, batch: int = 1024) -> tuple[np.ndarray, np.ndarray]:
+    def set_effort(self, effort: int) -> int:
+        """efSearch (at least the shortlist, which HNSW needs) or nprobe; returns the value set."""
+        if hasattr(self.index, "hnsw"):
+            self.index.hnsw.efSearch = max(effort, self.shortlist)
+            return self.index.hnsw.efSearch
+        self.index.nprobe = effort
+        return effort
+
+    def search(self, probes: np.ndarray, k: int = 1) -> tuple[np.ndarray, np.ndarray]:
+        import faiss
+
+        probes = np.ascontiguousarray(probes, dtype=np.float32)
         _, identities = self.index.search(probes, self.shortlist)
-        scores = np.full((len(probes), 1), -np.inf, dtype=np.float32)
-        found = np.full((len(probes), 1), -1, dtype=np.int64)
-        for start in range(0, len(probes), batch):
-            ids = identities[start:start + batch]
-            candidates = self.references[np.maximum(ids, 0)]  # (B, shortlist, per_identity, dim)
-            # Batched matrix-vector products (BLAS), not einsum's loop.
-            flat = np.matmul(candidates.reshape(len(ids), -1, candidates.shape[-1]),
-                             probes[start:start + batch, :, None])[:, :, 0]
-            flat[np.repeat(ids < 0, self.per_identity, axis=1)] = -np.inf  # fewer identities than asked for
-            best = flat.argmax(axis=1)
-            rows = np.arange(len(ids))
-            scores[start:start + batch, 0] = flat[rows, best]
-            found[start:start + batch, 0] = ids[rows, best // self.per_identity] * self.per_identity + best % self.per_identity
+        # The shortlisted identities' reference rows; -1 (fewer identities than asked for) ends a row.
+        rows = identities[:, :, None] * self.per_identity + np.arange(self.per_identity)
+        rows = np.ascontiguousarray(np.where(identities[:, :, None] >= 0, rows, -1).reshape(len(probes), -1))
+        references = self.references.reshape(-1, self.references.shape[-1])
+        scores = np.empty((len(probes), k), dtype=np.float32)
+        found = np.empty((len(probes), k), dtype=np.int64)
+        # FAISS's rescoring reads the rows in place, threaded over probes; gathering them into a
+        # numpy batch first cost more than the HNSW search itself (docs/performance.md).
+        faiss.knn_inner_products_by_idx(
+            faiss.swig_ptr(probes), faiss.swig_ptr(references), faiss.swig_ptr(rows), references.shape[1],
+            len(probes), len(references), rows.shape[1], k, faiss.swig_ptr(scores), faiss.swig_ptr(found), rows.shape[1])
         return scores, found
 
 
@@ -326,7 +356,8 @@ def gallery_benchmark(sizes: list[int], dims: list[int], kinds: list[str], *, pe
                       genuine_probes: int = 4000, impostor_probes: int = 4000, target_fpir: float = 0.01,
                       ivf_nlist: int | None = None, nprobes: list[int] = (8, 16, 32, 64), ivf_storage: str = "flat",
                       hnsw_m: int = 32, ef_construction: int = 40, ef_searches: list[int] = (16, 32, 64, 128),
-                      hnsw_max: int = 1_000_000, shortlist: int = 16, leave_one_out_probes: int = 0, use_gpu: bool = False,
+                      hnsw_max: int = 1_000_000, shortlist: int = 16, centroid_storage: str = "flat",
+                      leave_one_out_probes: int = 0, use_gpu: bool = False,
                       seed: int = 0) -> dict:
     """Per dim and size: exact search (the ceiling: identity recall and its q/s), then each index
     kind over its search-parameter sweep, every row with the outcome at the cohort threshold."""
@@ -390,18 +421,20 @@ def gallery_benchmark(sizes: list[int], dims: list[int], kinds: list[str], *, pe
                     for ef in ef_searches:
                         index.hnsw.efSearch = ef
                         measure(index, "hnsw", {"efSearch": ef}, build)
-                elif kind == "identity_hnsw":
+                elif kind in ("identity_hnsw", "identity_ivf"):
+                    by_ivf = kind == "identity_ivf"
+                    nlist = (ivf_nlist or int(4 * np.sqrt(gallery.identities))) if by_ivf else None
                     before, cpu, started = _rss_mb(), _cpu_s(), time.perf_counter()
-                    index = IdentityShortlist(gallery, hnsw_m, ef_construction, shortlist)
+                    index = IdentityShortlist(gallery, hnsw_m, ef_construction, shortlist, nlist, centroid_storage)
+                    coarse = ({"nlist": nlist} if by_ivf else
+                              {"M": hnsw_m, "efConstruction": ef_construction, "centroid_storage": centroid_storage})
                     build = {"build_s": round(time.perf_counter() - started, 1), "build_cpu_s": round(_cpu_s() - cpu, 1),
-                             "rss_delta_mb": round(_rss_mb() - before, 1), "M": hnsw_m,
-                             "efConstruction": ef_construction, "shortlist_identities": shortlist}
-                    for ef in ef_searches:
-                        index.index.hnsw.efSearch = max(ef, shortlist)
-                        measure(index, "identity_hnsw", {"efSearch": max(ef, shortlist)}, build)
+                             "rss_delta_mb": round(_rss_mb() - before, 1), **coarse, "shortlist_identities": shortlist}
+                    for effort in (nprobes if by_ivf else ef_searches):
+                        measure(index, kind, {"nprobe" if by_ivf else "efSearch": index.set_effort(effort)}, build)
                 else:
                     raise ValueError(f"unknown index kind {kind!r} (exact search always runs; "
-                                     "kinds: ivf, hnsw, identity_hnsw)")
+                                     "kinds: ivf, hnsw, identity_hnsw, identity_ivf)")
                 del index
             if leave_one_out_probes:
                 emit({**base, "kind": "calibration", **time_leave_one_out(gallery, target_fpir, leave_one_out_probes)})

@@ -82,12 +82,28 @@ def test_hnsw_above_its_cap_is_reported_as_not_run():
     assert "skipped" in report["results"][-1]
 
 
-def test_identity_shortlist_with_every_identity_is_exact_search():
+@pytest.mark.parametrize(("nlist", "storage"), [(None, "flat"), (None, "sq8"), (8, "flat")])
+def test_identity_shortlist_with_every_identity_is_exact_search(nlist, storage):
     gallery = Gallery(SyntheticFaces(64, seed=4), identities=120, per_identity=5)
     probes, _, _ = gallery.probes(60, 40)
-    shortlist = gallery_scale.IdentityShortlist(gallery, m=8, ef_construction=40, shortlist=120)
-    shortlist.index.hnsw.efSearch = 200
-    scores, found = shortlist.search(probes, batch=32)
+    # A shortlist longer than the gallery: the index pads with -1, which must end the rescoring.
+    shortlist = gallery_scale.IdentityShortlist(gallery, m=8, ef_construction=40, shortlist=150, nlist=nlist,
+                                                storage=storage)
+    assert shortlist.set_effort(200 if nlist is None else nlist) == (200 if nlist is None else 8)
+    scores, found = shortlist.search(probes)
     exact_scores, exact_ids, _ = gallery_scale.exact_top1(gallery, probes)
     assert np.array_equal(found[:, 0], exact_ids)
     assert np.allclose(scores[:, 0], exact_scores, atol=1e-5)
+
+
+def test_identity_ivf_rows_sweep_nprobe_and_all_lists_agree_with_exact():
+    report = gallery_scale.gallery_benchmark([2000], [64], ["identity_ivf"], per_identity=10, genuine_probes=100,
+                                             impostor_probes=100, ivf_nlist=8, nprobes=[1, 8], shortlist=4)
+    exact, one_list, all_lists = report["results"]
+    assert [row["kind"] for row in (one_list, all_lists)] == ["identity_ivf", "identity_ivf"]
+    assert (one_list["nprobe"], all_lists["nprobe"], all_lists["nlist"]) == (1, 8, 8)
+    assert all_lists["shortlist_identities"] == 4
+    # Every list searched: the 4 nearest centroids are exact, so the answer is exact search's
+    # whenever the best reference's identity has one of the 4 nearest centroids.
+    assert all_lists["agrees_with_exact_top1_identity"] >= one_list["agrees_with_exact_top1_identity"]
+    assert all_lists["agrees_with_exact_top1_identity"] > 0.9
