@@ -154,6 +154,33 @@ class ForgeryConfig(BaseModel):
     num_gpus: float = 0.0
 
 
+class LineRange(BaseModel):
+    """Lines ``start`` <= n < ``end`` of a manifest file, the first line being 0 (Python's slice;
+    blank, comment and header lines count), ``end`` None: to the end. Several crawl jobs split
+    one large manifest by taking adjacent ranges (docs/jobs.md)."""
+
+    start: int = Field(default=0, ge=0)
+    end: Optional[int] = None
+
+    @field_validator("end")
+    @classmethod
+    def _end_after_start(cls, end: Optional[int], info) -> Optional[int]:
+        if end is not None and end <= info.data.get("start", 0):
+            raise ValueError(f"the line range ends ({end}) at or before its start ({info.data.get('start', 0)})")
+        return end
+
+    @classmethod
+    def parse(cls, text: str) -> "LineRange":
+        """``START:END``, ``START:`` or ``:END`` (jobs.crawl --manifest-lines)."""
+        start, colon, end = text.partition(":")
+        if not colon:
+            raise ValueError(f"a line range is START:END (either side may be empty), not {text!r}")
+        return cls(start=int(start) if start.strip() else 0, end=int(end) if end.strip() else None)
+
+    def __str__(self) -> str:
+        return f"{self.start}:{'' if self.end is None else self.end}"
+
+
 class FaceChainSettings(BaseModel):
     """What builds the face chain's operators (`operators.stages.face_stages`): shared by the crawl and
     the Serve app, so both run identically configured operators."""
@@ -175,11 +202,15 @@ class CrawlConfig(FaceChainSettings):
     # interruption. Every shard of a job runs in one Ray Data execution (vipwatch/crawl/run.py),
     # so the size no longer pays an actor start-up per shard (figures: docs/performance.md).
     shard_size: int = 10_000
-    # Not used by the crawl since one execution streams every shard: the driver writes one file
-    # per shard (vipwatch/crawl/stream.py). Was: face rows per Parquet file, at least (Ray Data's min_rows_per_file hint; None or 0: Ray
-    # Data's choice, about one file per analyzer batch). Fewer, larger files suit Athena /
-    # Spark, and the write step runs far fewer tasks, which saves crawl CPU (figures:
-    # docs/performance.md).
+    # A manifest input: crawl only these lines of it (None: every line).
+    manifest_lines: Optional[LineRange] = None
+    # Listed URIs sorted in memory per run before runs are spilled to local scratch and merged
+    # (vipwatch/crawl/ordering.py): bounds the driver's listing memory whatever the input count.
+    listing_run_keys: int = Field(default=1_000_000, ge=1)
+    # Deprecated, ignored by the crawl since one execution streams every shard: the driver writes
+    # one file per shard (vipwatch/crawl/stream.py). Kept so that existing command lines
+    # (jobs.crawl / jobs.benchmark --min-rows-per-file) still parse. Was Ray Data's
+    # min_rows_per_file hint for its write step.
     min_rows_per_file: Optional[int] = 5_000
     aligned: bool = False
 

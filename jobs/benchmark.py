@@ -65,7 +65,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     tuning.add_argument("--actor-cpus", type=float, default=None)
     tuning.add_argument("--actor-gpus", type=float, default=None)
     tuning.add_argument("--threads", type=int, default=None, help="onnxruntime intra-op threads per analyzer actor")
-    tuning.add_argument("--min-rows-per-file", type=int, default=None, help="CrawlConfig.min_rows_per_file (0: one file per analyzer batch)")
+    tuning.add_argument("--min-rows-per-file", type=int, default=None, help="deprecated, ignored by the crawl (one Parquet file per shard)")
     tuning.add_argument("--separate-pools", action="store_true", help="one actor pool per face stage (not fused)")
     tuning.add_argument("--shard-size", type=int, default=None,
                         help="inputs per committed shard (CrawlConfig.shard_size): one Ray Data run each")

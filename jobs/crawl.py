@@ -9,7 +9,7 @@ import json
 import logging
 
 from vipwatch.cli import add_forgery_args, add_logging_args, add_model_args, forgery_config, model_config, setup_logging
-from core.config import CrawlConfig, RayResources
+from core.config import CrawlConfig, LineRange, RayResources
 from vipwatch.crawl.run import run_crawl
 from vipwatch.crawl.summary import summarise, summary_line
 
@@ -25,9 +25,12 @@ def parse_config(argv: list[str] | None = None) -> tuple[CrawlConfig, argparse.N
                         help="re-run with the same id to resume: only shards not yet committed are crawled")
     parser.add_argument("--shard-size", type=int, default=CrawlConfig.model_fields["shard_size"].default,
                         help="inputs per committed shard (the unit redone after an interruption)")
+    parser.add_argument("--manifest-lines", type=LineRange.parse, default=None, metavar="START:END",
+                        help="with a manifest --input: crawl its lines START <= n < END only (0 = first line; "
+                             "either side may be empty), so that several jobs split one manifest")
     parser.add_argument("--min-rows-per-file", type=int,
                         default=CrawlConfig.model_fields["min_rows_per_file"].default,
-                        help="face rows per Parquet file, at least (0: one file per analyzer batch)")
+                        help="deprecated, ignored: the crawl writes one Parquet file per shard")
     parser.add_argument("--batch-size", type=int, default=RayResources().batch_size)
     parser.add_argument("--actors", type=int, default=RayResources().analyzer_actors)
     parser.add_argument("--actor-cpus", type=float, default=RayResources().analyzer_num_cpus)
@@ -42,7 +45,8 @@ def parse_config(argv: list[str] | None = None) -> tuple[CrawlConfig, argparse.N
     add_forgery_args(parser)
     args = parser.parse_args(argv)
     config = CrawlConfig(input=args.input, gallery=args.gallery, output=args.output, job_id=args.job_id,
-                         shard_size=args.shard_size, min_rows_per_file=args.min_rows_per_file,
+                         shard_size=args.shard_size, manifest_lines=args.manifest_lines,
+                         min_rows_per_file=args.min_rows_per_file,
                          aligned=args.aligned, model=model_config(args), forgery=forgery_config(args),
                          resources=RayResources(batch_size=args.batch_size, analyzer_actors=args.actors,
                                                 analyzer_num_cpus=args.actor_cpus,

@@ -42,8 +42,11 @@ class LocalS3Server:
     """Start/stop the S3 server process and export the endpoint to this process's environment,
     so Ray workers started afterwards inherit it."""
 
-    def __init__(self, port: Optional[int] = None):
+    def __init__(self, port: Optional[int] = None, seed_file: Optional[str] = None):
+        """``seed_file``: a text file of ``bucket/key`` lines, each created as a one-byte object
+        inside the server process before it listens (``seed``)."""
         self.port = port or free_port()
+        self.seed_file = seed_file
         self.endpoint_url = f"http://127.0.0.1:{self.port}"
         self.process: Optional[subprocess.Popen] = None
 
@@ -57,7 +60,7 @@ class LocalS3Server:
         log_path = os.environ.get("VIPWATCH_S3_LOG")
         log_file = open(log_path, "ab") if log_path else tempfile.TemporaryFile()
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "vipwatch.s3server", str(self.port)],
+            [sys.executable, "-m", "vipwatch.s3server", str(self.port), *([self.seed_file] if self.seed_file else [])],
             stdout=log_file, stderr=log_file, start_new_session=True,
         )
         self._log = log_file
@@ -65,7 +68,7 @@ class LocalS3Server:
             os.environ.setdefault(key, value)
         os.environ["VIPWATCH_S3_ENDPOINT"] = self.endpoint_url
         os.environ["AWS_ENDPOINT_URL"] = self.endpoint_url
-        deadline = time.time() + 30
+        deadline = time.time() + 30 + (600 if self.seed_file else 0)
         while time.time() < deadline:
             try:
                 with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
@@ -111,16 +114,38 @@ class LocalS3Server:
         self.stop()
 
 
-def serve(port: int, host: str = "127.0.0.1") -> None:
+def seed(seed_file: str, region: str = "us-east-1") -> int:
+    """Create a one-byte object for every ``bucket/key`` line of ``seed_file`` in this process's
+    moto backend (buckets created as needed): the listing benchmark's and test's 100,000 objects
+    in seconds, where PUTs over HTTP run at ~100-350 a second here (docs/performance.md). Only
+    the objects' creation skips HTTP; everything the crawl does still goes over it."""
+    from moto.core import DEFAULT_ACCOUNT_ID
+    from moto.s3.models import s3_backends
+
+    backend = s3_backends[DEFAULT_ACCOUNT_ID]["aws"]
+    created = 0
+    with open(seed_file, encoding="utf-8") as lines:
+        for line in lines:
+            bucket, _, key = line.rstrip("\n").partition("/")
+            if bucket not in backend.buckets:
+                backend.create_bucket(bucket, region)
+            backend.put_object(bucket, key, b"x", disable_notification=True)
+            created += 1
+    return created
+
+
+def serve(port: int, host: str = "127.0.0.1", seed_file: Optional[str] = None) -> None:
     """Run moto's S3 app on host:port until killed (the server process's body)."""
     os.environ.setdefault("MOTO_PORT", str(port))
     from moto.moto_server.werkzeug_app import MotoRequestHandler, create_backend_app
     from werkzeug.serving import run_simple
 
+    if seed_file:
+        seed(seed_file)
     app = create_backend_app("s3")
     app.debug = False
     run_simple(host, port, app, threaded=True, request_handler=MotoRequestHandler)
 
 
 if __name__ == "__main__":
-    serve(int(sys.argv[1]))
+    serve(int(sys.argv[1]), seed_file=sys.argv[2] if len(sys.argv) > 2 else None)

@@ -120,3 +120,8 @@ def test_crawl_cli_parses_into_the_typed_config():
     assert config.resources.fuse_face_stages
     separate, _ = parse_config(["--input", "in", "--gallery", "g", "--output", "out", "--separate-pools"])
     assert not separate.resources.fuse_face_stages
+    assert config.manifest_lines is None
+    ranged, _ = parse_config(["--input", "m.txt", "--gallery", "g", "--output", "out", "--manifest-lines", "1000:2000"])
+    assert (ranged.manifest_lines.start, ranged.manifest_lines.end) == (1000, 2000)
+    with pytest.raises(SystemExit):
+        parse_config(["--input", "m.txt", "--gallery", "g", "--output", "out", "--manifest-lines", "2000:1000"])

@@ -9,7 +9,8 @@ The face stages share one actor pool unless one needs GPUs of its own (`stage_po
 Streaming: blocks flow through every stage at once, so memory stays bounded by the
 in-flight blocks, not by the input size.
 
-    inputs   what to crawl: a prefix or a manifest of URIs
+    inputs   what to crawl: a prefix or a manifest of URIs (or a range of its lines), page by page
+    ordering the listed URIs sorted and de-duplicated in bounded memory (runs spilled, merged)
     pools    the face stages (operators/stages.py) grouped into actor pools
     dataset  the Ray Data plan of one shard: read -> decode -> pools -> projection
     run      run_crawl: shard by shard, each written to Parquet and committed

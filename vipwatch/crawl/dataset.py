@@ -5,6 +5,10 @@ Streaming: blocks flow through every stage at once, so memory stays bounded by t
 blocks, not by the input size."""
 from __future__ import annotations
 
+from typing import Sequence
+
+import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.fs as pafs
 
 from core import storage
@@ -46,17 +50,31 @@ def emitted_uri(uri: str, storage_config=None) -> str:
     return ("s3://" if isinstance(filesystem, pafs.S3FileSystem) else "") + path
 
 
-def build_dataset(config: CrawlConfig, uris: list[str], alerts_dir: str | None = None, shard_name: str = "shard",
-                  locator: ShardLocator | None = None):
+def input_paths(uris: Sequence[str] | pa.Array | pa.ChunkedArray, storage_config=None) -> tuple[pafs.FileSystem, list[str]]:
+    """The filesystem and the paths in it that Ray Data's reader takes, for normalised input URIs
+    (one filesystem: s3:// and local paths are not mixed). S3 paths are cut from the Arrow
+    strings at once: resolving each URI builds an S3FileSystem (~2 ms each)."""
+    uris = uris if isinstance(uris, (pa.Array, pa.ChunkedArray)) else pa.array(list(uris), pa.string())
+    if not len(uris):
+        raise ValueError("no input files")
+    on_s3 = pc.sum(pc.starts_with(uris, "s3://")).as_py() or 0
+    if on_s3 not in (0, len(uris)):
+        raise ValueError("inputs mix s3:// and local paths; crawl them as separate jobs")
+    filesystem, _ = storage.resolve(uris[0].as_py(), storage_config)
+    if on_s3:
+        return filesystem, pc.utf8_rtrim(pc.utf8_slice_codeunits(uris, len("s3://")), characters="/").to_pylist()
+    return filesystem, [storage.resolve(u, storage_config)[1] for u in uris.to_pylist()]
+
+
+def build_dataset(config: CrawlConfig, uris: Sequence[str] | pa.Array | pa.ChunkedArray, alerts_dir: str | None = None,
+                  shard_name: str = "shard", locator: ShardLocator | None = None):
     import ray
 
-    if not uris:
+    if not len(uris):
         raise ValueError(f"no input files at {config.input}")
-    schemes = {storage.is_s3(u) for u in uris}
-    if len(schemes) != 1:
-        raise ValueError("inputs mix s3:// and local paths; crawl them as separate jobs")
-    filesystem, _ = storage.resolve(uris[0], config.storage)
-    paths = [storage.resolve(u, config.storage)[1] for u in uris]
+    # Ray Data's reader takes a Python list of paths: the one per-input list the driver holds,
+    # for the pending shards, while the execution runs (docs/performance.md).
+    filesystem, paths = input_paths(uris, config.storage)
     uri_prefix = "s3://" if isinstance(filesystem, pafs.S3FileSystem) else ""
     res = config.resources
 

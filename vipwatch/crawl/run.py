@@ -13,7 +13,7 @@ from core.config import CrawlConfig
 from operators.stages import load_checked_gallery
 from vipwatch.crawl.alerts import alerts_uri
 from vipwatch.crawl.dataset import build_dataset, configure_io_retries, emitted_uri
-from vipwatch.crawl.inputs import list_inputs
+from vipwatch.crawl.inputs import iter_inputs
 from vipwatch.crawl.locate import ShardLocator
 from vipwatch.crawl.shards import ShardedJob
 from vipwatch.crawl.stream import ShardCommitter
@@ -47,8 +47,11 @@ def run_crawl(config: CrawlConfig) -> CrawlResult:
     load_checked_gallery(config)
     # Output goes to <output>/<job_id>/, one committed shard at a time: re-running a job id
     # crawls only the shards an earlier run did not commit (see vipwatch/crawl/shards.py).
+    # Listed once per job, streamed into _inputs.parquet (never one Python list of every input).
     job = ShardedJob.open(config.output, config.job_id, config.input,
-                          lambda: list_inputs(config.input, config.storage), config.shard_size, config.storage)
+                          lambda: iter_inputs(config.input, config.storage, config.manifest_lines),
+                          config.shard_size, config.storage, manifest_lines=config.manifest_lines,
+                          run_keys=config.listing_run_keys)
     pending = job.pending()
     if job.resumed:
         log.info("resuming job %s: %d of %d shards left", config.job_id, len(pending), len(job.shards))
@@ -59,13 +62,12 @@ def run_crawl(config: CrawlConfig) -> CrawlResult:
         configure_io_retries()
         for shard in pending:
             job.clear(shard)
-        locator = ShardLocator([emitted_uri(shard.uris[0], config.storage) for shard in pending],
+        locator = ShardLocator([emitted_uri(shard.first, config.storage) for shard in pending],
                                [shard.name for shard in pending])
         # Rows leave in input order, so a row of a later shard proves every earlier shard whole
         # (a video's frames may span batches: "every input seen" would not).
         DataContext.get_current().execution_options.preserve_order = True
-        dataset = build_dataset(config, [uri for shard in pending for uri in shard.uris], alerts_uri(job.uri),
-                                locator=locator)
+        dataset = build_dataset(config, job.uris(pending), alerts_uri(job.uri), locator=locator)
         committer = ShardCommitter(job, pending, locator)
         for batch in dataset.iter_batches(batch_format="pyarrow", batch_size=None):
             committer.add(batch)
@@ -74,5 +76,5 @@ def run_crawl(config: CrawlConfig) -> CrawlResult:
     job.finish()
     seconds = time.perf_counter() - started
     return CrawlResult(job_id=config.job_id, output=job.uri, inputs=job.inputs, seconds=seconds,
-                       stats=stats, processed_inputs=sum(len(s.uris) for s in pending),
+                       stats=stats, processed_inputs=sum(s.count for s in pending),
                        shards=len(job.shards), shards_processed=len(pending))

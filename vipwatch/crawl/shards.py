@@ -2,7 +2,8 @@
 
 Layout under ``<output>/<job_id>/``:
     _job.json                  the input URI, shard size, input count (checked on resume)
-    _inputs.parquet            the job's inputs, sorted, with their shard number (frozen at first run)
+    _inputs.parquet            the job's inputs, sorted, with their shard number (frozen at first run,
+                               written as listed: vipwatch/crawl/ordering.py)
     shard-00000/part-*.parquet one directory per shard, replaced whole when the shard is (re)run
     _alerts/shard-00000/*.parquet  the shard's alerts (vipwatch/crawl/alerts.py), cleared with the shard
     _done/shard-00000.json     written after the shard's Parquet: the shard is complete
@@ -24,14 +25,17 @@ import json
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Callable, Optional
+from typing import Callable, Iterable, Optional, Sequence
 
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from core import storage
-from core.config import StorageConfig
+from core.config import LineRange, StorageConfig
 from vipwatch.crawl.alerts import alerts_uri
+from vipwatch.crawl.ordering import sorted_unique
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +43,8 @@ JOB_FILE = "_job.json"
 INPUTS_FILE = "_inputs.parquet"
 DONE_DIR = "_done"
 SUCCESS_FILE = "_SUCCESS"
+# Rows of _inputs.parquet read at a time (resume, pending URIs).
+INPUTS_BATCH = 65_536
 
 
 def shard_name(index: int) -> str:
@@ -46,7 +52,8 @@ def shard_name(index: int) -> str:
 
 
 def plan_shards(uris: list[str], shard_size: int) -> list[list[str]]:
-    """Sorted, then cut in order: the same inputs always give the same shards."""
+    """Sorted, then cut in order: the same inputs always give the same shards (the list form of
+    what ``freeze_inputs`` writes, for small lists)."""
     if shard_size < 1:
         raise ValueError(f"shard_size must be >= 1, got {shard_size}")
     ordered = sorted(set(uris))
@@ -55,12 +62,60 @@ def plan_shards(uris: list[str], shard_size: int) -> list[list[str]]:
 
 @dataclass
 class Shard:
+    """A contiguous range of the job's sorted inputs: its first URI and how many. The URIs
+    themselves stay in ``_inputs.parquet`` (``ShardedJob.uris``)."""
     index: int
-    uris: list[str]
+    first: str
+    count: int
 
     @property
     def name(self) -> str:
         return shard_name(self.index)
+
+
+INPUTS_SCHEMA = pa.schema([pa.field("uri", pa.string()), pa.field("shard", pa.int64())])
+
+
+def freeze_inputs(keys: Iterable[pa.Array], shard_size: int, inputs_uri: str,
+                  storage_config: Optional[StorageConfig] = None) -> list[Shard]:
+    """Write sorted, unique URIs (string arrays, vipwatch/crawl/ordering.py) to ``inputs_uri`` as
+    (uri, shard) rows, a row group per array as they come (a multipart upload on S3), cut into
+    shards of ``shard_size`` in that order. Returns the shards (first URI + count each)."""
+    if shard_size < 1:
+        raise ValueError(f"shard_size must be >= 1, got {shard_size}")
+    filesystem, path = storage.resolve(inputs_uri, storage_config)
+    filesystem.create_dir(path.rsplit("/", 1)[0], recursive=True)
+    shards: list[Shard] = []
+    row = 0
+    with filesystem.open_output_stream(path) as sink, pq.ParquetWriter(sink, INPUTS_SCHEMA) as writer:
+        for chunk in keys:
+            numbers = np.arange(row, row + len(chunk), dtype=np.int64) // shard_size
+            writer.write_table(pa.table({"uri": chunk, "shard": numbers}, schema=INPUTS_SCHEMA))
+            for first_row in range(-(-row // shard_size) * shard_size, row + len(chunk), shard_size):
+                shards.append(Shard(first_row // shard_size, chunk[first_row - row].as_py(), 0))
+            row += len(chunk)
+    for shard in shards:
+        shard.count = min(shard_size, row - shard.index * shard_size)
+    return shards
+
+
+def read_shards(inputs_uri: str, storage_config: Optional[StorageConfig] = None) -> list[Shard]:
+    """The shards of a frozen ``_inputs.parquet``, read a batch at a time."""
+    filesystem, path = storage.resolve(inputs_uri, storage_config)
+    shards: list[Shard] = []
+    with filesystem.open_input_file(path) as handle:
+        for batch in pq.ParquetFile(handle).iter_batches(batch_size=INPUTS_BATCH, columns=["uri", "shard"]):
+            numbers = batch.column("shard").to_numpy()
+            starts = np.flatnonzero(np.r_[True, numbers[1:] != numbers[:-1]])
+            for start, stop in zip(starts, [*starts[1:], len(numbers)]):
+                index = int(numbers[start])
+                if shards and shards[-1].index == index:
+                    shards[-1].count += int(stop - start)
+                elif shards and index < shards[-1].index:
+                    raise ValueError(f"{inputs_uri}: shard {index} after shard {shards[-1].index}: damaged")
+                else:
+                    shards.append(Shard(index, batch.column("uri")[int(start)].as_py(), int(stop - start)))
+    return shards
 
 
 class ShardedJob:
@@ -75,46 +130,54 @@ class ShardedJob:
 
     # ---- opening ------------------------------------------------------------------------
     @classmethod
-    def open(cls, output_uri: str, job_id: str, input_uri: str, list_inputs: Callable[[], list[str]],
-             shard_size: int, storage_config: Optional[StorageConfig] = None) -> "ShardedJob":
-        """A new job lists its inputs and freezes them; an existing job id reuses that list, so a
-        resumed run has the same shards whatever was added to the input prefix since."""
+    def open(cls, output_uri: str, job_id: str, input_uri: str, list_pages: Callable[[], Iterable[Sequence[str]]],
+             shard_size: int, storage_config: Optional[StorageConfig] = None,
+             manifest_lines: Optional[LineRange] = None, run_keys: int = 1_000_000) -> "ShardedJob":
+        """A new job lists its inputs (``list_pages``: pages of URIs, vipwatch/crawl/inputs.py)
+        and freezes them, streamed; an existing job id reuses that list, so a resumed run has the
+        same shards whatever was added to the input prefix since."""
         job_uri = storage.join(output_uri, job_id)
         job_file = storage.join(job_uri, JOB_FILE)
+        inputs_uri = storage.join(job_uri, INPUTS_FILE)
+        lines = str(manifest_lines) if manifest_lines is not None else None
         if storage.exists(job_file, storage_config):
             meta = json.loads(storage.read_bytes(job_file, storage_config))
             if storage.normalise(meta["input"]) != storage.normalise(input_uri):
                 raise ValueError(f"job {job_id} at {job_uri} crawls {meta['input']}, not {input_uri}: "
                                  f"use another --job-id or --output")
-            table = pq.read_table(pa.BufferReader(storage.read_bytes(storage.join(job_uri, INPUTS_FILE),
-                                                                     storage_config)))
-            grouped: dict[int, list[str]] = {}
-            for uri, index in zip(table.column("uri").to_pylist(), table.column("shard").to_pylist()):
-                grouped.setdefault(index, []).append(uri)
-            shards = [Shard(index, grouped[index]) for index in sorted(grouped)]
-            if sum(len(s.uris) for s in shards) != meta["inputs"]:
-                raise ValueError(f"job {job_id}: {INPUTS_FILE} holds {sum(len(s.uris) for s in shards)} inputs, "
+            if meta.get("manifest_lines") != lines:
+                raise ValueError(f"job {job_id} at {job_uri} crawls lines {meta.get('manifest_lines') or 'all'} "
+                                 f"of {input_uri}, not {lines or 'all'}: use another --job-id or --output")
+            shards = read_shards(inputs_uri, storage_config)
+            if sum(s.count for s in shards) != meta["inputs"]:
+                raise ValueError(f"job {job_id}: {INPUTS_FILE} holds {sum(s.count for s in shards)} inputs, "
                                  f"{JOB_FILE} says {meta['inputs']}: the job directory is damaged")
             return cls(job_uri, shards, resumed=True, storage_config=storage_config)
-        uris = list_inputs()
-        if not uris:
-            raise ValueError(f"no input files at {input_uri}")
-        shards = [Shard(index, chunk) for index, chunk in enumerate(plan_shards(uris, shard_size))]
-        sink = pa.BufferOutputStream()
-        pq.write_table(pa.table({"uri": [u for s in shards for u in s.uris],
-                                 "shard": [s.index for s in shards for _ in s.uris]}), sink)
-        storage.write_bytes(storage.join(job_uri, INPUTS_FILE), sink.getvalue().to_pybytes(), storage_config)
+        shards = freeze_inputs(sorted_unique(list_pages(), run_keys), shard_size, inputs_uri, storage_config)
+        if not shards:
+            raise ValueError(f"no input files at {input_uri}" + (f" lines {lines}" if lines else ""))
         # The job file last: without it the directory is an unfinished start, planned again next time.
         storage.write_bytes(job_file, json.dumps({
-            "job_id": job_id, "input": input_uri, "shard_size": shard_size,
-            "inputs": sum(len(s.uris) for s in shards), "shards": len(shards),
+            "job_id": job_id, "input": input_uri, "manifest_lines": lines, "shard_size": shard_size,
+            "inputs": sum(s.count for s in shards), "shards": len(shards),
             "created_at": datetime.now(timezone.utc).isoformat()}, indent=2).encode(), storage_config)
         return cls(job_uri, shards, resumed=False, storage_config=storage_config)
+
+    def uris(self, shards: list[Shard]) -> pa.ChunkedArray:
+        """The URIs of these shards, in order, from ``_inputs.parquet`` (Arrow strings: about the
+        URI's bytes + 4 per input, not a Python list)."""
+        wanted = pa.array(sorted(s.index for s in shards), pa.int64())
+        filesystem, path = storage.resolve(storage.join(self.uri, INPUTS_FILE), self.storage)
+        parts = []
+        with filesystem.open_input_file(path) as handle:
+            for batch in pq.ParquetFile(handle).iter_batches(batch_size=INPUTS_BATCH, columns=["uri", "shard"]):
+                parts.append(batch.column("uri").filter(pc.is_in(batch.column("shard"), value_set=wanted)))
+        return pa.chunked_array(parts, pa.string())
 
     # ---- state --------------------------------------------------------------------------
     @property
     def inputs(self) -> int:
-        return sum(len(s.uris) for s in self.shards)
+        return sum(s.count for s in self.shards)
 
     def shard_uri(self, shard: Shard) -> str:
         return storage.join(self.uri, shard.name)
@@ -141,7 +204,7 @@ class ShardedJob:
 
     def commit(self, shard: Shard, seconds: float) -> None:
         storage.write_bytes(self._marker_uri(shard), json.dumps({
-            "shard": shard.index, "inputs": len(shard.uris), "seconds": round(seconds, 3),
+            "shard": shard.index, "inputs": shard.count, "seconds": round(seconds, 3),
             "finished_at": datetime.now(timezone.utc).isoformat()}).encode(), self.storage)
 
     def finish(self) -> None:

@@ -52,9 +52,9 @@ class ShardCommitter:
         shard = self.shards[self.current]
         table = pa.concat_tables(self.tables) if self.tables else None
         seen = len(pc.unique(table.column("image_uri"))) if table is not None else 0
-        if seen != len(shard.uris):
+        if seen != shard.count:
             # Counts in = counts out: every input gives at least one row, never a shard short.
-            raise RuntimeError(f"{shard.name}: {seen} of its {len(shard.uris)} inputs have rows")
+            raise RuntimeError(f"{shard.name}: {seen} of its {shard.count} inputs have rows")
         filesystem, path = storage.resolve(storage.join(self.job.shard_uri(shard), shard_file_name(shard)),
                                            self.job.storage)
         filesystem.create_dir(path.rsplit("/", 1)[0], recursive=True)

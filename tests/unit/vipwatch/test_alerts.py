@@ -53,7 +53,7 @@ def test_alert_files_are_idempotent_and_cleared_with_their_shard(alert_crawl, tm
     work = table_from_rows([{**{k: alerts[k] for k in OUTPUT_SCHEMA.names if k in alerts}, "status": "ok",
                              "aligned_face": bytes(112 * 112 * 3)}], WORK_SCHEMA)
     stranger = table_from_rows([{"image_uri": "x.jpg", "status": "ok", "verdict": "unverified"}], WORK_SCHEMA)
-    job = ShardedJob(str(tmp_path / "job"), [Shard(0, ["a"])], resumed=False)
+    job = ShardedJob(str(tmp_path / "job"), [Shard(0, "a", 1)], resumed=False)
     project = AlertProjection(str(tmp_path / "job" / ALERTS_DIR / "shard-00000"), "shard-00000")
     for _ in range(2):
         out = project(pa.concat_tables([work, stranger]))

@@ -18,9 +18,9 @@ def rows(uris: list[str]) -> pa.Table:
 
 
 def open_job(tmp_path: Path, inputs: list[str], shard_size: int):
-    shards = [Shard(index, uris) for index, uris in enumerate(plan_shards(inputs, shard_size))]
+    shards = [Shard(index, uris[0], len(uris)) for index, uris in enumerate(plan_shards(inputs, shard_size))]
     job = ShardedJob(str(tmp_path / "job"), shards, resumed=False)
-    locator = ShardLocator([s.uris[0] for s in shards], [s.name for s in shards])
+    locator = ShardLocator([s.first for s in shards], [s.name for s in shards])
     return job, ShardCommitter(job, shards, locator)
 
 
@@ -40,9 +40,9 @@ def test_each_shard_is_committed_when_the_next_begins(tmp_path):
     assert committed(job) == ["shard-00000", "shard-00001"]
     committer.close()
     assert committed(job) == ["shard-00000", "shard-00001", "shard-00002"]
-    for shard in job.shards:
+    for shard, uris in zip(job.shards, plan_shards(inputs, 4)):
         table = pq.read_table(Path(job.shard_uri(shard)) / shard_file_name(shard))
-        assert set(table.column("image_uri").to_pylist()) == set(shard.uris)
+        assert set(table.column("image_uri").to_pylist()) == set(uris)
     assert pq.read_table(Path(job.shard_uri(job.shards[1])) / shard_file_name(job.shards[1])).num_rows == 5
     marker = json.loads((Path(job.uri) / DONE_DIR / "shard-00001.json").read_text())
     assert marker["inputs"] == 4
