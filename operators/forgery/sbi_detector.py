@@ -1,5 +1,7 @@
 """SBIDetector: the ArtefactDetector over an artefact written by ``jobs.train_forgery``; the
-URI ``shipped`` names the artefact shipped inside the package (``artefacts/``, a few MB)."""
+URI ``shipped`` names the artefact shipped inside the package (``artefacts/``, a few MB) that
+the opt-in fusion was fitted with; the bare name of any other artefact directory there (e.g.
+``sbi-mfn-v2``) names that one, so a spec means the same in a checkout, a wheel and the image."""
 from __future__ import annotations
 
 import io
@@ -14,7 +16,19 @@ from core.config import StorageConfig
 
 # Trained by jobs.train_forgery (docs/forgery.md "SBI detector"); inside the package so an
 # installed wheel or image carries it.
-SHIPPED = Path(__file__).resolve().parent / "artefacts" / "sbi-mfn-v1"
+ARTEFACTS = Path(__file__).resolve().parent / "artefacts"
+# The one fusion-lr-0192695e was fitted on; sbi-mfn-v2 continues it (docs/forgery.md).
+SHIPPED = ARTEFACTS / "sbi-mfn-v1"
+
+
+def resolve_artifact(artifact_uri: str) -> str:
+    """``shipped`` or the name of an artefact directory inside the package -> its path; else as given."""
+    if artifact_uri == "shipped":
+        return str(SHIPPED)
+    named = ARTEFACTS / artifact_uri
+    if artifact_uri and "/" not in artifact_uri and ":" not in artifact_uri and (named / "manifest.json").is_file():
+        return str(named)
+    return artifact_uri
 
 
 class SBIDetector:
@@ -22,7 +36,7 @@ class SBIDetector:
 
     def __init__(self, artifact_uri: str, device: str = "auto", batch_size: int = 64,
                  storage_config: StorageConfig | None = None):
-        artifact_uri = str(SHIPPED) if artifact_uri == "shipped" else artifact_uri
+        artifact_uri = resolve_artifact(artifact_uri)
         self.manifest, model_bytes = read_artifact(artifact_uri, storage_config)
         self.version = self.manifest["version"]
         self.input_size = int(self.manifest["input"]["size"])

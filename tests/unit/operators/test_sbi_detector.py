@@ -12,7 +12,7 @@ from PIL import Image
 
 from operators.forgery.detectors import load_detectors
 from operators.forgery.sbi_detector import SHIPPED as ARTEFACT
-from operators.forgery.sbi_detector import SBIDetector
+from operators.forgery.sbi_detector import ARTEFACTS, SBIDetector, resolve_artifact
 from tests.support.shared_data import DATA
 
 
@@ -62,3 +62,17 @@ def test_refuses_a_model_that_does_not_match_its_manifest(tmp_path):
     (tmp_path / "model.pt").write_bytes(bytes(model))
     with pytest.raises(ValueError, match="sha256"):
         SBIDetector(str(tmp_path))
+
+
+def test_v2_continues_v1_on_the_same_held_out_people_and_loads_by_name(manifest):
+    v2 = json.loads((ARTEFACTS / "sbi-mfn-v2" / "manifest.json").read_text())
+    assert v2["version"] == "sbi-mfn-v2"
+    assert v2["init_from"]["version"] == "sbi-mfn-v1" and v2["init_from"]["model_sha256"] == manifest["model_sha256"]
+    # Continuing must not have trained on the people v1 held out (they are the evaluation's).
+    assert v2["training_data"]["validation"]["identities"] == manifest["training_data"]["validation"]["identities"]
+    assert v2["recipe"]["total_steps"] == manifest["recipe"]["steps"] + v2["recipe"]["steps"]
+    assert v2["timing"]["total_train_seconds"] > manifest["timing"]["train_seconds"]
+    assert resolve_artifact("sbi-mfn-v2") == str(ARTEFACTS / "sbi-mfn-v2")
+    assert resolve_artifact("no-such-artefact") == "no-such-artefact"  # left to read_artifact's error
+    (detector,) = load_detectors(["sbi:sbi-mfn-v2"])
+    assert detector.version == "sbi-mfn-v2"
