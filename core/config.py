@@ -105,6 +105,9 @@ class RayResources(BaseModel):
     # Input files per read task (one read block, decoded in one call: the read is fused into the
     # decode actors).
     files_per_read_task: int = 16
+    # Read tasks per execution at most: past files_per_read_task x this many inputs, a task reads
+    # several blocks in turn (the driver holds a few hundred bytes per task; vipwatch/crawl/reader.py).
+    max_read_tasks: int = 10_000
     # Tasks: read, decode and write must fit beside the actors, or the job hangs.
     read_num_cpus: float = 0.25
     decode_num_cpus: float = 0.25

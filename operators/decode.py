@@ -185,21 +185,34 @@ def check_video_limits(capture: cv2.VideoCapture, fps: float, config: DecodeConf
 
 
 class ImageDecoder:
-    """Batch of {path, bytes} -> batch of decoded rows (DECODED_COLUMNS). Stateless: runs as
+    """Batch of {path, bytes[, read_error]} -> batch of decoded rows (DECODED_COLUMNS). Stateless: runs as
     Ray Data tasks, and directly in the Serve app."""
 
     def __init__(self, config: DecodeConfig | None = None, uri_prefix: str = ""):
         self.config = config or DecodeConfig()
-        # read_binary_files gives 'bucket/key' for S3: the prefix restores 's3://'.
+        # The crawl's reader gives 'bucket/key' for S3: the prefix restores 's3://'.
         self.uri_prefix = uri_prefix
 
     def __call__(self, batch: pa.Table | pd.DataFrame) -> pa.Table:
-        paths, blobs = (batch["path"], batch["bytes"]) if isinstance(batch, pd.DataFrame) else \
-            (batch.column("path").to_pylist(), batch.column("bytes").to_pylist())
+        columns = batch if isinstance(batch, pd.DataFrame) else \
+            {name: batch.column(name).to_pylist() for name in batch.column_names}
+        paths, blobs = columns["path"], columns["bytes"]
+        # The crawl's reader says why an input has no bytes (gone, too large): vipwatch/crawl/reader.py.
+        read_errors = columns["read_error"] if "read_error" in columns else [None] * len(paths)
         rows: list[dict[str, Any]] = []
-        for path, data in zip(paths, blobs):
-            rows.extend(self.decode_one(self.uri_prefix + str(path), bytes(data or b"")))
+        for path, data, read_error in zip(paths, blobs, read_errors):
+            uri = self.uri_prefix + str(path)
+            if read_error:
+                rows.append(self.unread_row(uri, read_error))
+            else:
+                rows.extend(self.decode_one(uri, bytes(data or b"")))
         return table_from_rows(rows, DECODED_SCHEMA)
+
+    @staticmethod
+    def unread_row(uri: str, reason: str) -> dict[str, Any]:
+        return {"image_uri": uri, "image_sha256": None, "status": STATUS_ERROR, "error": reason,
+                "media_type": "image", "frame_index": None, "timestamp_s": None, "image_width": None,
+                "image_height": None, "pixels": None, "pixel_width": None, "pixel_height": None}
 
     def decode_one(self, uri: str, data: bytes) -> list[dict[str, Any]]:
         base = {"image_uri": uri, "image_sha256": hashlib.sha256(data).hexdigest(), "status": STATUS_OK,

@@ -16,7 +16,7 @@ import pytest
 from core import storage
 from core.config import LineRange
 from vipwatch.bench.listing import key_of, write_seed
-from vipwatch.crawl.dataset import input_paths
+from vipwatch.crawl.reader import InputsDatasource, read_uris
 from vipwatch.crawl.inputs import iter_inputs
 from vipwatch.crawl.shards import INPUTS_FILE, ShardedJob, plan_shards
 from vipwatch.s3server import LocalS3Server
@@ -146,6 +146,10 @@ def test_100k_keys_are_listed_once_as_a_stream_and_frozen_in_shards(seeded_serve
     resumed = ShardedJob.open("s3://seeded-out", "big", input_uri, lambda: pytest.fail("a resumed job lists again"),
                               10_000, config)
     assert resumed.resumed and resumed.inputs == SEEDED_KEYS
-    # What Ray Data's reader gets for the shards still pending: their paths only, in order.
-    _, paths = input_paths(resumed.uris(resumed.shards[7:]), config)
-    assert paths == [uri[len("s3://"):] for chunk in planned[7:] for uri in chunk]
+    # What the crawl's reader gets for the shards still pending: row ranges, not paths; its read
+    # tasks fetch exactly those URIs, in order.
+    pending = resumed.pending_inputs(resumed.shards[7:])
+    assert pending.ranges == tuple((n * 10_000, (n + 1) * 10_000) for n in range(7, 10))
+    source = InputsDatasource(pending, config, max_read_tasks=100)
+    assert [uri for start, stop in source.task_ranges(100) for uri in read_uris(pending.inputs_uri, start, stop, config)] \
+        == [uri for chunk in planned[7:] for uri in chunk]

@@ -2,13 +2,13 @@
 (moto's S3 app on 127.0.0.1, vipwatch/s3server.py: created inside the server process before it
 listens, since PUTs over HTTP run at 65-325 keys/s here), then, over HTTP, the crawl's own opening of a job
 (``ShardedJob.open``: the listing streamed page by page, sorted in runs, frozen into
-``_inputs.parquet`` on the same server, shards cut), its resumption, the pending URIs handed
-to Ray Data, and a manifest of the same keys split by line ranges. Each step timed, with the
+``_inputs.parquet`` on the same server, shards cut), its resumption, the read tasks the crawl's
+reader hands Ray Data for the pending shards, and a manifest of the same keys split by line ranges. Each step timed, with the
 driver's memory: Python allocations (tracemalloc peak), Arrow allocations (peak of a fresh
 pool) and RSS growth, and the driver's CPU seconds (the S3 server's time aside).
 
     python -m vipwatch.bench.listing --keys 100000 [--shard-size 10000] [--run-keys N]
-        [--also-run-keys 20000] [--manifest-jobs 2] [--ray-read-paths 20000]
+        [--also-run-keys 20000] [--manifest-jobs 2]
 """
 from __future__ import annotations
 
@@ -25,10 +25,9 @@ import pyarrow as pa
 
 from core import storage
 from core.config import LineRange
-from vipwatch.crawl.dataset import input_paths
+from vipwatch.crawl.reader import InputsDatasource, read_uris
 from vipwatch.crawl.inputs import iter_inputs
 from vipwatch.crawl.shards import INPUTS_FILE, ShardedJob, plan_shards
-from vipwatch.ray_cluster import init_ray
 from vipwatch.s3server import LocalS3Server
 
 PREFIXES = 100
@@ -85,22 +84,43 @@ def per_key(figures: dict, keys: int) -> dict:
     return out
 
 
-def ray_reader_expansion(filesystem, paths: list[str]) -> dict:
-    """What Ray Data's ``read_binary_files(paths)`` (the crawl's reader, vipwatch/crawl/dataset.py)
-    costs before the first byte is read: in Ray 2.x its datasource is built in the driver, which
-    gets every path's size (paths under several parents: a HEAD each, in Ray tasks of 16)."""
-    import ray  # lazy: only this optional step starts Ray
+def reader_plan(job: ShardedJob, pending, config, block_inputs: int = 16, max_read_tasks: int = 10_000) -> dict:
+    """What the crawl's reader (vipwatch/crawl/reader.py) costs the driver for these shards
+    before the first byte is read: its read tasks (row ranges), each pickled as Ray ships it,
+    and what one task reads of ``_inputs.parquet`` before fetching its objects."""
+    import cloudpickle  # lazy: Ray's own serialiser, only needed for this figure
 
-    init_ray(num_cpus=2, object_store_mb=512)
-    try:
-        _, figures = measured(lambda: ray.data.read_binary_files(paths, filesystem=filesystem, include_paths=True))
-    finally:
-        ray.shutdown()
-    return per_key(figures, len(paths))
+    inputs = job.pending_inputs(pending)
+    source = InputsDatasource(inputs, config, block_inputs=block_inputs, max_read_tasks=max_read_tasks)
+    parallelism = min(max_read_tasks, -(-inputs.count // block_inputs))
+    tasks, figures = measured(lambda: source.get_read_tasks(parallelism))
+    pickled = [len(cloudpickle.dumps(task)) for task in tasks[:50]]
+    start, stop = next(source.task_ranges(parallelism))
+    _, one_task = timed(lambda: read_uris(inputs.inputs_uri, start, stop, config))
+    return {"inputs": inputs.count, "read_tasks": len(tasks), "rows_per_task": source.task_rows(parallelism),
+            "pickled_task_bytes": max(pickled), "one_task_reads_inputs_parquet": one_task,
+            **per_key(figures, inputs.count)}
+
+
+def reader_at_scale(rows: int, shard_size: int) -> dict:
+    """The reader's driver cost for one job of ``rows`` inputs, without a server: the keys are
+    frozen into a local ``_inputs.parquet`` (as a listing would), then the plan is built for every
+    shard but the first. Measures what a 10M-input job hands Ray Data, not the listing."""
+    with tempfile.TemporaryDirectory(prefix="vipwatch-reader-") as scratch:
+        def keys():
+            for start in range(0, rows, 65_536):
+                yield [f"s3://listing/{key_of(n)}" for n in range(start, min(rows, start + 65_536))]
+
+        job, freezing = timed(lambda: ShardedJob.open(scratch, "scale", "s3://listing/images/", keys, shard_size,
+                                                      run_keys=rows))
+        filesystem, inputs_path = storage.resolve(storage.join(job.uri, INPUTS_FILE))
+        return {"mode": "reader_at_scale", "rows": rows, "shards": len(job.shards), "freeze_local": freezing,
+                "inputs_parquet_bytes": filesystem.get_file_info(inputs_path).size,
+                "reader_for_pending_shards": reader_plan(job, job.shards[1:], None)}
 
 
 def measure(keys: int, shard_size: int, run_keys: int, manifest_jobs: int,
-            other_run_keys: tuple[int, ...] = (), ray_read_paths: int = 0) -> dict:
+            other_run_keys: tuple[int, ...] = ()) -> dict:
     with tempfile.TemporaryDirectory(prefix="vipwatch-listing-") as scratch:
         seed_file = os.path.join(scratch, "seed.txt")
         write_seed(seed_file, "listing", keys)
@@ -137,7 +157,11 @@ def measure(keys: int, shard_size: int, run_keys: int, manifest_jobs: int,
         resumed, resuming = measured(lambda: ShardedJob.open("s3://listing-out", "prefix", input_uri, pages,
                                                              shard_size, config))
         pending = job.shards[1:]  # as after a first shard committed
-        paths, handing = measured(lambda: input_paths(job.uris(pending), config)[1])
+        reader = reader_plan(job, pending, config)
+        # Every pending URI, in order, from the reader's task ranges (100 tasks: each reads its groups).
+        coarse = InputsDatasource(job.pending_inputs(pending), config, max_read_tasks=100)
+        paths = [uri for start, stop in coarse.task_ranges(100)
+                 for uri in read_uris(coarse.pending.inputs_uri, start, stop, config)]
         frozen = job.uris(job.shards).to_pylist()
         planned = plan_shards(expected, shard_size)
         checks = {
@@ -147,15 +171,11 @@ def measure(keys: int, shard_size: int, run_keys: int, manifest_jobs: int,
             == [(chunk[0], len(chunk)) for chunk in planned],
             "resumed_same_shards": resumed.resumed and [(s.first, s.count) for s in resumed.shards]
             == [(s.first, s.count) for s in job.shards],
-            "pending_paths": len(paths), "pending_paths_first": paths[0] == planned[1][0][len("s3://"):],
+            "pending_uris_read_by_tasks_equal_planned": paths == [uri for chunk in planned[1:] for uri in chunk],
         }
         del frozen, paths
         filesystem, inputs_path = storage.resolve(storage.join(job.uri, INPUTS_FILE), config)
         checks["inputs_parquet_bytes"] = filesystem.get_file_info(inputs_path).size
-        ray_reader = {}
-        if ray_read_paths:
-            filesystem, paths = input_paths(job.uris(job.shards).slice(0, ray_read_paths), config)
-            ray_reader = ray_reader_expansion(filesystem, paths)
 
         # A manifest of the same keys in random order, split into adjacent line ranges, one job each.
         shuffled = expected[:]
@@ -178,8 +198,7 @@ def measure(keys: int, shard_size: int, run_keys: int, manifest_jobs: int,
                 "server_start_and_seed_s": round(seed_s, 1),
                 "checks": checks, "listing_untraced": per_key(listing, keys), "open_new_job": per_key(opening, keys),
                 "open_new_job_other_run_keys": other_runs, "open_resumed_job": per_key(resuming, keys),
-                "pending_paths_for_ray_data": per_key(handing, keys - job.shards[0].count),
-                "manifest_jobs": manifest_runs, "ray_read_binary_files_construction": ray_reader}
+                "reader_for_pending_shards": reader, "manifest_jobs": manifest_runs}
     finally:
         server.stop()
 
@@ -193,11 +212,15 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--also-run-keys", default="",
                         help="comma-separated run sizes to open the same listing with again (memory bound)")
     parser.add_argument("--manifest-jobs", type=int, default=2, help="line ranges the manifest is split into")
-    parser.add_argument("--ray-read-paths", type=int, default=0,
-                        help="also time Ray Data's read_binary_files construction on this many of the paths (0: no)")
+    parser.add_argument("--reader-rows", type=int, default=0,
+                        help="instead: the crawl reader's plan for one job of this many inputs frozen locally (no server)")
     args = parser.parse_args(argv)
+    if args.reader_rows:
+        report = reader_at_scale(args.reader_rows, args.shard_size)
+        print(json.dumps(report), flush=True)
+        return report
     report = measure(args.keys, args.shard_size, args.run_keys, args.manifest_jobs,
-                     tuple(int(size) for size in args.also_run_keys.split(",") if size), args.ray_read_paths)
+                     tuple(int(size) for size in args.also_run_keys.split(",") if size))
     print(json.dumps(report), flush=True)
     return report
 

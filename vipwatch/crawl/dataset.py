@@ -1,14 +1,10 @@
-"""The crawl's Ray Data plan, one execution for every pending shard of a job: read_binary_files
-(object storage) -> ImageDecoder (actor pool; Ray
+"""The crawl's Ray Data plan, one execution for every pending shard of a job: the inputs reader
+(reader.py: rows of _inputs.parquet, objects fetched by the read tasks) -> ImageDecoder (actor pool; Ray
 Data fuses the read into it) -> the face stages' actor pools -> output projection (+ alerts).
 Streaming: blocks flow through every stage at once, so memory stays bounded by the in-flight
 blocks, not by the input size."""
 from __future__ import annotations
 
-from typing import Sequence
-
-import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.fs as pafs
 
 from core import storage
@@ -20,6 +16,8 @@ from operators.stages import face_stages
 from vipwatch.crawl.alerts import AlertProjection
 from vipwatch.crawl.locate import ShardLocator
 from vipwatch.crawl.pools import stage_pools
+from vipwatch.crawl.reader import TRANSIENT_IO_ERRORS, InputsDatasource
+from vipwatch.crawl.shards import PendingInputs
 from vipwatch.ray_cluster import cluster_cpus, node_resources
 
 
@@ -29,14 +27,6 @@ from vipwatch.ray_cluster import cluster_cpus, node_resources
 # is duplicated. Not restated here: extra map_batches remote args are deprecated in 2.60 and go
 # in 2.64. tests/integration/test_reliability.py kills the actor mid-crawl to pin this behaviour.
 
-# Errors of a storage outage (S3 restarting, connection refused or reset, 5xx): Ray Data retries
-# reads and writes that fail with these, on top of the pyarrow S3 client's own retries.
-TRANSIENT_IO_ERRORS = ("AWS Error NETWORK_CONNECTION", "AWS Error INTERNAL_FAILURE", "AWS Error SLOW_DOWN",
-                       "AWS Error SERVICE_UNAVAILABLE", "HTTP status 500", "HTTP status 502", "HTTP status 503",
-                       "HTTP status 504", "Couldn't connect to server", "Connection refused",
-                       "Connection reset", "curlCode: 7", "curlCode: 52", "curlCode: 56")
-
-
 def configure_io_retries() -> None:
     from ray.data import DataContext
 
@@ -45,51 +35,34 @@ def configure_io_retries() -> None:
 
 
 def emitted_uri(uri: str, storage_config=None) -> str:
-    """The ``image_uri`` the decoder writes for an input URI (the scheme the reader strips, put back)."""
+    """The ``image_uri`` the decoder writes for an input URI (reader.read_range's ``path``)."""
     filesystem, path = storage.resolve(uri, storage_config)
     return ("s3://" if isinstance(filesystem, pafs.S3FileSystem) else "") + path
 
 
-def input_paths(uris: Sequence[str] | pa.Array | pa.ChunkedArray, storage_config=None) -> tuple[pafs.FileSystem, list[str]]:
-    """The filesystem and the paths in it that Ray Data's reader takes, for normalised input URIs
-    (one filesystem: s3:// and local paths are not mixed). S3 paths are cut from the Arrow
-    strings at once: resolving each URI builds an S3FileSystem (~2 ms each)."""
-    uris = uris if isinstance(uris, (pa.Array, pa.ChunkedArray)) else pa.array(list(uris), pa.string())
-    if not len(uris):
-        raise ValueError("no input files")
-    on_s3 = pc.sum(pc.starts_with(uris, "s3://")).as_py() or 0
-    if on_s3 not in (0, len(uris)):
-        raise ValueError("inputs mix s3:// and local paths; crawl them as separate jobs")
-    filesystem, _ = storage.resolve(uris[0].as_py(), storage_config)
-    if on_s3:
-        return filesystem, pc.utf8_rtrim(pc.utf8_slice_codeunits(uris, len("s3://")), characters="/").to_pylist()
-    return filesystem, [storage.resolve(u, storage_config)[1] for u in uris.to_pylist()]
-
-
-def build_dataset(config: CrawlConfig, uris: Sequence[str] | pa.Array | pa.ChunkedArray, alerts_dir: str | None = None,
+def build_dataset(config: CrawlConfig, pending: PendingInputs, alerts_dir: str | None = None,
                   shard_name: str = "shard", locator: ShardLocator | None = None):
     import ray
 
-    if not len(uris):
+    if not pending.count:
         raise ValueError(f"no input files at {config.input}")
-    # Ray Data's reader takes a Python list of paths: the one per-input list the driver holds,
-    # for the pending shards, while the execution runs (docs/performance.md).
-    filesystem, paths = input_paths(uris, config.storage)
-    uri_prefix = "s3://" if isinstance(filesystem, pafs.S3FileSystem) else ""
     res = config.resources
-
-    dataset = ray.data.read_binary_files(paths, filesystem=filesystem, include_paths=True,
-                                         ignore_missing_paths=False, num_cpus=res.read_num_cpus,
-                                         override_num_blocks=max(1, -(-len(paths) // res.files_per_read_task)))
+    # Row ranges of _inputs.parquet, not paths: the driver never holds the pending paths, and
+    # the objects are fetched by the read tasks (reader.py).
+    source = InputsDatasource(pending, config.storage, block_inputs=res.files_per_read_task,
+                              max_read_tasks=res.max_read_tasks, max_bytes=config.decode.max_bytes)
+    dataset = ray.data.read_datasource(source, ray_remote_args={"num_cpus": res.read_num_cpus},
+                                       override_num_blocks=min(res.max_read_tasks,
+                                                               -(-pending.count // res.files_per_read_task)))
     if res.decode_actors > 0:
         # batch_size=None: one read block per call, which lets Ray Data fuse the read into the
         # decode actors (a batch size would stop that fusion).
         dataset = dataset.map_batches(ImageDecoder, batch_format="pyarrow", batch_size=None,
-                                      fn_constructor_kwargs={"config": config.decode, "uri_prefix": uri_prefix},
+                                      fn_constructor_kwargs={"config": config.decode},
                                       compute=ray.data.ActorPoolStrategy(size=res.decode_actors),
                                       num_cpus=res.decode_num_cpus)
     else:
-        dataset = dataset.map_batches(ImageDecoder(config.decode, uri_prefix), batch_format="pyarrow",
+        dataset = dataset.map_batches(ImageDecoder(config.decode), batch_format="pyarrow",
                                       batch_size=8, num_cpus=res.decode_num_cpus)
     # Alerts need the aligned crop, which to_output drops: the same step writes them first.
     project = to_output if alerts_dir is None else AlertProjection(alerts_dir, shard_name, config.storage, locator)

@@ -67,7 +67,7 @@ def run_crawl(config: CrawlConfig) -> CrawlResult:
         # Rows leave in input order, so a row of a later shard proves every earlier shard whole
         # (a video's frames may span batches: "every input seen" would not).
         DataContext.get_current().execution_options.preserve_order = True
-        dataset = build_dataset(config, job.uris(pending), alerts_uri(job.uri), locator=locator)
+        dataset = build_dataset(config, job.pending_inputs(pending), alerts_uri(job.uri), locator=locator)
         committer = ShardCommitter(job, pending, locator)
         for batch in dataset.iter_batches(batch_format="pyarrow", batch_size=None):
             committer.add(batch)

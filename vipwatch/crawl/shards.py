@@ -45,6 +45,9 @@ DONE_DIR = "_done"
 SUCCESS_FILE = "_SUCCESS"
 # Rows of _inputs.parquet read at a time (resume, pending URIs).
 INPUTS_BATCH = 65_536
+# Rows per row group of _inputs.parquet: a crawl read task reads only the groups holding its rows
+# (vipwatch/crawl/reader.py), ~0.5 MB each; 1,221 groups and a ~0.2 MB footer at 10M inputs.
+INPUTS_ROW_GROUP = 8_192
 
 
 def shard_name(index: int) -> str:
@@ -73,6 +76,19 @@ class Shard:
         return shard_name(self.index)
 
 
+@dataclass(frozen=True)
+class PendingInputs:
+    """What a crawl execution reads: row ranges [start, stop) of a job's ``_inputs.parquet`` (one
+    per pending shard; the URIs themselves stay in the file)."""
+
+    inputs_uri: str
+    ranges: tuple[tuple[int, int], ...]
+
+    @property
+    def count(self) -> int:
+        return sum(stop - start for start, stop in self.ranges)
+
+
 INPUTS_SCHEMA = pa.schema([pa.field("uri", pa.string()), pa.field("shard", pa.int64())])
 
 
@@ -87,10 +103,14 @@ def freeze_inputs(keys: Iterable[pa.Array], shard_size: int, inputs_uri: str,
     filesystem.create_dir(path.rsplit("/", 1)[0], recursive=True)
     shards: list[Shard] = []
     row = 0
-    with filesystem.open_output_stream(path) as sink, pq.ParquetWriter(sink, INPUTS_SCHEMA) as writer:
+    # No column statistics: min/max URIs in every row group's metadata would make the footer,
+    # which each read task reads, several times larger.
+    with filesystem.open_output_stream(path) as sink, \
+            pq.ParquetWriter(sink, INPUTS_SCHEMA, write_statistics=False) as writer:
         for chunk in keys:
             numbers = np.arange(row, row + len(chunk), dtype=np.int64) // shard_size
-            writer.write_table(pa.table({"uri": chunk, "shard": numbers}, schema=INPUTS_SCHEMA))
+            writer.write_table(pa.table({"uri": chunk, "shard": numbers}, schema=INPUTS_SCHEMA),
+                               row_group_size=INPUTS_ROW_GROUP)
             for first_row in range(-(-row // shard_size) * shard_size, row + len(chunk), shard_size):
                 shards.append(Shard(first_row // shard_size, chunk[first_row - row].as_py(), 0))
             row += len(chunk)
@@ -173,6 +193,15 @@ class ShardedJob:
             for batch in pq.ParquetFile(handle).iter_batches(batch_size=INPUTS_BATCH, columns=["uri", "shard"]):
                 parts.append(batch.column("uri").filter(pc.is_in(batch.column("shard"), value_set=wanted)))
         return pa.chunked_array(parts, pa.string())
+
+    def pending_inputs(self, shards: list[Shard]) -> PendingInputs:
+        """These shards as row ranges of ``_inputs.parquet`` (what the crawl's reader takes)."""
+        first_rows, row = {}, 0
+        for shard in self.shards:
+            first_rows[shard.index] = row
+            row += shard.count
+        return PendingInputs(storage.join(self.uri, INPUTS_FILE),
+                             tuple((first_rows[s.index], first_rows[s.index] + s.count) for s in shards))
 
     # ---- state --------------------------------------------------------------------------
     @property

@@ -7,45 +7,47 @@ from core.config import CrawlConfig, RayResources
 from tests.support.shared_data import ONNX_PACK, PHOTOS
 
 
-def physical_plan(ray_cluster, capsys, resources: RayResources) -> str:
+def physical_plan(ray_cluster, capsys, tmp_path, resources: RayResources) -> str:
     from vipwatch.crawl.dataset import build_dataset
+    from vipwatch.crawl.shards import ShardedJob
 
     config = CrawlConfig(input=str(PHOTOS / "scrfd"), gallery="unused-until-execution", output="unused",
                          model=ONNX_PACK, resources=resources)
     uris = sorted(str(p) for p in (PHOTOS / "scrfd").iterdir())
+    job = ShardedJob.open(str(tmp_path), "plan", config.input, lambda: [uris], 10)
     capsys.readouterr()
-    build_dataset(config, uris).explain()
+    build_dataset(config, job.pending_inputs(job.shards)).explain()
     return capsys.readouterr().out.split("Physical Plan (Optimized)")[1]
 
 
-def test_read_runs_inside_the_decode_actors(ray_cluster, capsys):
+def test_read_runs_inside_the_decode_actors(ray_cluster, capsys, tmp_path):
     """Default: files are read and decoded by one CPU actor pool (read fused into it), then the
     analyzer pool; no task pool runs the read. A batch size on the decode stage would silently
     undo the fusion and bring back a worker process per read task (docs/performance.md)."""
-    plan = physical_plan(ray_cluster, capsys, RayResources())
-    assert "ActorPoolMapOperator[ReadBinary->MapBatches(ImageDecoder)]" in plan
+    plan = physical_plan(ray_cluster, capsys, tmp_path, RayResources())
+    assert "ActorPoolMapOperator[ReadInputs->MapBatches(ImageDecoder)]" in plan
     assert "ActorPoolMapOperator[MapBatches(FaceAnalyzer" in plan
-    assert "TaskPoolMapOperator[ReadBinary" not in plan
+    assert "TaskPoolMapOperator[ReadInputs" not in plan
 
 
-def test_decode_as_tasks_when_asked(ray_cluster, capsys):
-    plan = physical_plan(ray_cluster, capsys, RayResources(decode_actors=0))
+def test_decode_as_tasks_when_asked(ray_cluster, capsys, tmp_path):
+    plan = physical_plan(ray_cluster, capsys, tmp_path, RayResources(decode_actors=0))
     decode_line = next(line for line in plan.splitlines() if "ImageDecoder" in line)
     assert "TaskPoolMapOperator[" in decode_line
 
 
-def test_face_stages_share_one_pool_and_the_write_gets_bare_rows(ray_cluster, capsys):
+def test_face_stages_share_one_pool_and_the_write_gets_bare_rows(ray_cluster, capsys, tmp_path):
     """Default: analyzer, matcher and (CPU) forgery scorer run in one actor pool that also drops
     the crops (the plan ends with it: no projection task before the write), so the write tasks
     receive output rows only."""
-    plan = physical_plan(ray_cluster, capsys, RayResources())
+    plan = physical_plan(ray_cluster, capsys, tmp_path, RayResources())
     operators = [line.strip(" +-") for line in plan.splitlines() if "Operator[" in line]
     assert operators[0] == "ActorPoolMapOperator[MapBatches(FaceAnalyzer+GalleryMatcher+ForgeryScorer+to_output)]"
     assert not any("GalleryMatcher)]" in op or "TaskPoolMapOperator" in op for op in operators)
 
 
-def test_one_pool_per_stage_when_not_fused(ray_cluster, capsys):
-    plan = physical_plan(ray_cluster, capsys, RayResources(fuse_face_stages=False))
+def test_one_pool_per_stage_when_not_fused(ray_cluster, capsys, tmp_path):
+    plan = physical_plan(ray_cluster, capsys, tmp_path, RayResources(fuse_face_stages=False))
     for operator in ("FaceAnalyzer", "GalleryMatcher", "ForgeryScorer"):
         assert f"ActorPoolMapOperator[MapBatches({operator})]" in plan
     assert "TaskPoolMapOperator[MapBatches(to_output)]" in plan
