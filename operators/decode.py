@@ -209,16 +209,16 @@ class ImageDecoder:
         return table_from_rows(rows, DECODED_SCHEMA)
 
     @staticmethod
-    def unread_row(uri: str, reason: str) -> dict[str, Any]:
-        return {"image_uri": uri, "image_sha256": None, "status": STATUS_ERROR, "error": reason,
+    def _row(uri: str, sha256: str | None) -> dict[str, Any]:
+        return {"image_uri": uri, "image_sha256": sha256, "status": STATUS_OK, "error": None,
                 "media_type": "image", "frame_index": None, "timestamp_s": None, "image_width": None,
                 "image_height": None, "pixels": None, "pixel_width": None, "pixel_height": None}
 
+    def unread_row(self, uri: str, reason: str) -> dict[str, Any]:
+        return {**self._row(uri, None), "status": STATUS_ERROR, "error": reason}
+
     def decode_one(self, uri: str, data: bytes) -> list[dict[str, Any]]:
-        base = {"image_uri": uri, "image_sha256": hashlib.sha256(data).hexdigest(), "status": STATUS_OK,
-                "error": None, "media_type": "image", "frame_index": None, "timestamp_s": None,
-                "image_width": None, "image_height": None, "pixels": None, "pixel_width": None,
-                "pixel_height": None}
+        base = self._row(uri, hashlib.sha256(data).hexdigest())
         try:
             if len(data) > self.config.max_bytes:
                 raise DecodeError(f"file too large: {len(data)} bytes > limit {self.config.max_bytes}")
