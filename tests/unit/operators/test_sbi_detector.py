@@ -76,3 +76,14 @@ def test_v2_continues_v1_on_the_same_held_out_people_and_loads_by_name(manifest)
     assert resolve_artifact("no-such-artefact") == "no-such-artefact"  # left to read_artifact's error
     (detector,) = load_detectors(["sbi:sbi-mfn-v2"])
     assert detector.version == "sbi-mfn-v2"
+
+
+def test_v3_continues_v2_on_the_same_held_out_people(manifest):
+    v2 = json.loads((ARTEFACTS / "sbi-mfn-v2" / "manifest.json").read_text())
+    v3 = json.loads((ARTEFACTS / "sbi-mfn-v3" / "manifest.json").read_text())
+    assert v3["init_from"]["version"] == "sbi-mfn-v2" and v3["init_from"]["model_sha256"] == v2["model_sha256"]
+    assert v3["training_data"]["validation"]["identities"] == manifest["training_data"]["validation"]["identities"]
+    assert v3["recipe"]["total_steps"] == v2["recipe"]["total_steps"] + v3["recipe"]["steps"]
+    assert v3["timing"]["total_train_seconds"] > v2["timing"]["total_train_seconds"] + 3600
+    (detector,) = load_detectors(["sbi:sbi-mfn-v3"])
+    assert detector.version == "sbi-mfn-v3"
