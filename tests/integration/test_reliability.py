@@ -102,6 +102,28 @@ def test_hostile_inputs_crawl(s3_server, ray_cluster, onnx_gallery, tmp_path):
     assert len(table) == len(rows)
 
 
+def test_a_stale_manifest_entry_is_an_error_row_and_the_job_goes_on(s3_server, ray_cluster, onnx_gallery, tmp_path):
+    """A manifest names an object that is not (or no longer) in the bucket: that input becomes an
+    error row saying so, and every other input is crawled (the crawl's reader, not Ray Data's
+    path check, reads the objects)."""
+    photos = FACE_PHOTOS[:3]
+    bucket_uri = upload(s3_server, "stale", {face_photo_key(p): p.read_bytes() for p in photos})
+    present = [f"{bucket_uri}/{face_photo_key(p)}" for p in photos]
+    gone = f"{bucket_uri}/in/deleted-since-the-manifest.jpg"
+    manifest = tmp_path / "manifest.txt"
+    manifest.write_text("\n".join([present[0], gone, *present[1:]]) + "\n")
+    config = no_forgery(crawl_config(str(manifest), onnx_gallery, str(tmp_path / "out"), "stale", shard_size=2,
+                                     storage=s3_server.storage()))
+    result = run_crawl(config)
+    assert result.inputs == 4 and result.shards == 2
+    table = assert_each_input_once(result.output, [*present, gone])
+    rows = {r["image_uri"]: r for r in read_results(result.output).to_pylist() if r["image_uri"] == gone}
+    assert rows[gone]["status"] == STATUS_ERROR and rows[gone]["error"].startswith("input missing")
+    statuses = [s for uri, s in zip(table.column("image_uri").to_pylist(), table.column("status").to_pylist())
+                if uri != gone]
+    assert STATUS_OK in statuses
+
+
 # ---- 2c. gallery refused before any work --------------------------------------------------------
 
 def test_corrupt_gallery_refused_before_work(onnx_gallery, tmp_path):
