@@ -78,12 +78,21 @@ def test_v2_continues_v1_on_the_same_held_out_people_and_loads_by_name(manifest)
     assert detector.version == "sbi-mfn-v2"
 
 
-def test_v3_continues_v2_on_the_same_held_out_people(manifest):
-    v2 = json.loads((ARTEFACTS / "sbi-mfn-v2" / "manifest.json").read_text())
-    v3 = json.loads((ARTEFACTS / "sbi-mfn-v3" / "manifest.json").read_text())
-    assert v3["init_from"]["version"] == "sbi-mfn-v2" and v3["init_from"]["model_sha256"] == v2["model_sha256"]
-    assert v3["training_data"]["validation"]["identities"] == manifest["training_data"]["validation"]["identities"]
-    assert v3["recipe"]["total_steps"] == v2["recipe"]["total_steps"] + v3["recipe"]["steps"]
-    assert v3["timing"]["total_train_seconds"] > v2["timing"]["total_train_seconds"] + 3600
-    (detector,) = load_detectors(["sbi:sbi-mfn-v3"])
-    assert detector.version == "sbi-mfn-v3"
+@pytest.mark.parametrize("earlier, later", [("sbi-mfn-v2", "sbi-mfn-v3"), ("sbi-mfn-v3", "sbi-mfn-v4")])
+def test_each_continuation_starts_from_the_last_on_the_same_held_out_people(manifest, earlier, later):
+    before = json.loads((ARTEFACTS / earlier / "manifest.json").read_text())
+    after = json.loads((ARTEFACTS / later / "manifest.json").read_text())
+    assert after["init_from"]["version"] == earlier and after["init_from"]["model_sha256"] == before["model_sha256"]
+    assert after["training_data"]["validation"]["identities"] == manifest["training_data"]["validation"]["identities"]
+    assert after["recipe"]["total_steps"] == before["recipe"]["total_steps"] + after["recipe"]["steps"]
+    assert after["timing"]["total_train_seconds"] > before["timing"]["total_train_seconds"] + 3600
+    (detector,) = load_detectors([f"sbi:{later}"])
+    assert detector.version == later
+
+
+def test_the_opt_in_v4_fusion_names_the_model_it_was_fitted_with():
+    fusion_manifest = json.loads((ARTEFACTS / "fusion-lr-947e9bc4" / "manifest.json").read_text())
+    v4 = json.loads((ARTEFACTS / "sbi-mfn-v4" / "manifest.json").read_text())
+    assert fusion_manifest["ships_with"]["model_sha256"] == v4["model_sha256"]
+    assert "artefact:sbi" in fusion_manifest["signals"]["generic"]
+    assert (ARTEFACTS / "DEFAULT").read_text().strip() != "fusion-lr-947e9bc4"  # opt-in only
