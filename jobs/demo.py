@@ -11,7 +11,7 @@ import argparse
 import json
 
 from core.config import REPO_ROOT, ModelPackConfig
-from vipwatch.cli import parse_job_args
+from vipwatch.cli import add_forgery_args, forgery_config, parse_job_args
 from vipwatch.demo import run_demo
 
 
@@ -19,8 +19,11 @@ def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--model-pack", default=ModelPackConfig().pack)
     parser.add_argument("--keep", default=str(REPO_ROOT / "out" / "demo"), help="local copy of the results")
+    # The same forgery options as the crawl, so an opt-in detector and its fusion can be tried on
+    # the demo's corpus (e.g. --forgery-detector sbi:sbi-mfn-v4 --forgery-fusion <its artefact>).
+    add_forgery_args(parser)
     args = parse_job_args(parser, argv)
-    summary, preview, verdicts = run_demo(ModelPackConfig(pack=args.model_pack), args.keep)
+    summary, preview, verdicts = run_demo(ModelPackConfig(pack=args.model_pack), args.keep, forgery_config(args))
 
     print("\nDuckDB: faces per identity")
     for identity, faces, score in preview:

@@ -6,6 +6,7 @@ import json
 import logging
 import os
 import sys
+from pathlib import Path
 
 from core.config import ForgeryConfig, ModelPackConfig
 
@@ -42,7 +43,10 @@ def add_forgery_args(parser: argparse.ArgumentParser) -> None:
 def forgery_config(args: argparse.Namespace) -> ForgeryConfig:
     config = ForgeryConfig(enabled=not args.no_forgery, use_identity_signal=not args.no_identity_signal)
     if args.forgery_fusion:
-        config.fusion_model = args.forgery_fusion
+        # Ray workers need not share the driver's working directory: a local path goes absolute.
+        local = Path(args.forgery_fusion)
+        config.fusion_model = str(local.resolve()) if "://" not in args.forgery_fusion and local.exists() \
+            else args.forgery_fusion
     if args.forgery_detector:
         config.detectors = [d for d in args.forgery_detector if d != "none"]
     return config

@@ -13,7 +13,7 @@ import pyarrow.fs as pafs
 
 from vipwatch.enrol import enroll
 from core import storage
-from core.config import SHARED_DIR, CrawlConfig, ModelPackConfig
+from core.config import SHARED_DIR, CrawlConfig, ForgeryConfig, ModelPackConfig
 from vipwatch.crawl.run import run_crawl
 from vipwatch.s3server import LocalS3Server
 from vipwatch.crawl.summary import media_verdicts, read_results, summarise
@@ -53,9 +53,10 @@ def duckdb_preview(output_uri: str) -> list[tuple]:
         FROM results WHERE status = 'ok' GROUP BY 1 ORDER BY faces DESC LIMIT 10""").fetchall()
 
 
-def run_demo(model: ModelPackConfig, keep: str) -> tuple[dict, list[tuple], dict]:
+def run_demo(model: ModelPackConfig, keep: str,
+             forgery: ForgeryConfig | None = None) -> tuple[dict, list[tuple], dict]:
     """The demo's summary (with ``local_copy``), the DuckDB faces-per-identity preview and the
-    per-medium forgery verdicts."""
+    per-medium forgery verdicts. ``forgery``: the crawl's forgery settings (default: the shipped ones)."""
     with tempfile.TemporaryDirectory() as tmp, LocalS3Server() as server:
         log.info("local S3 server at %s", server.endpoint_url)
         references, corpus = stage_inputs(Path(tmp))
@@ -71,7 +72,8 @@ def run_demo(model: ModelPackConfig, keep: str) -> tuple[dict, list[tuple], dict
                  enrolment.gallery.manifest["identity_count"], enrolment.gallery.match_threshold)
 
         config = CrawlConfig(input="s3://vipwatch-crawl/incoming", gallery="s3://vipwatch-galleries/vips",
-                             output="s3://vipwatch-results/demo", model=model)
+                             output="s3://vipwatch-results/demo", model=model,
+                             forgery=forgery if forgery is not None else ForgeryConfig())
         result = run_crawl(config)
         summary = {"job_id": result.job_id, "gallery": gallery_uri,
                    **summarise(result.output, result.seconds, result.inputs)}

@@ -1,0 +1,28 @@
+"""The shared forgery options: what a job's ForgeryConfig becomes."""
+import argparse
+from pathlib import Path
+
+from vipwatch.cli import add_forgery_args, forgery_config
+
+
+def _config(argv):
+    parser = argparse.ArgumentParser()
+    add_forgery_args(parser)
+    return forgery_config(parser.parse_args(argv))
+
+
+def test_a_local_fusion_path_goes_absolute_for_workers_in_another_directory(tmp_path, monkeypatch):
+    (tmp_path / "fusion-x").mkdir()
+    monkeypatch.chdir(tmp_path)
+    config = _config(["--forgery-fusion", "fusion-x", "--forgery-detector", "sbi:sbi-mfn-v4"])
+    assert config.fusion_model == str(tmp_path.resolve() / "fusion-x") and Path(config.fusion_model).is_absolute()
+    assert config.detectors == ["sbi:sbi-mfn-v4"]
+
+
+def test_uris_names_and_defaults_pass_unchanged(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert _config(["--forgery-fusion", "s3://bucket/fusion"]).fusion_model == "s3://bucket/fusion"
+    assert _config(["--forgery-fusion", "uncalibrated"]).fusion_model == "uncalibrated"
+    default = _config([])
+    assert default.fusion_model == "shipped" and default.detectors == []
+    assert _config(["--forgery-detector", "none"]).detectors == []
