@@ -130,7 +130,8 @@ class ForgeryConfig(BaseModel):
     detectors: list[str] = Field(default_factory=list)
     # "shipped": the calibrated fusion shipped inside the package (operators/forgery/artefacts/,
     # fitted by jobs.forgery_benchmark --write-fusion on the benchmark's calibration side at a
-    # stated forgery prior; docs/forgery.md). Or a jobs.calibrate / jobs.forgery_benchmark
+    # stated forgery prior; docs/forgery.md), the one fitted on the scorer's pack family (DEFAULT,
+    # DEFAULT.dlib): identity signals are spreads of that pack's own cosines. Or a jobs.calibrate / jobs.forgery_benchmark
     # artefact (a JSON file or an artefact directory). "uncalibrated" (or None): the hand-made
     # ranking, not a probability, marked so in forgery_model; only when asked for.
     fusion_model: Optional[str] = "shipped"

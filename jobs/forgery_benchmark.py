@@ -6,7 +6,9 @@ and non-VIPs at every size; identities split into two sides. Prints, per family,
 1% FPR and ECE with bootstrap 95% intervals by identity, for the configured scorer, for
 leave-one-family-out refits, and for a fusion fitted on the calibration side at --prior;
 authentic false alarms by face size. Writes DIR/report.json; --write-fusion DIR also writes
-the fitted fusion as a versioned artefact (fusion.json + manifest.json). JSON last line.
+the fitted fusion as a versioned artefact (fusion.json + manifest.json). A last check counts false
+alarms on LFW people that no artefact detector trained on and the corpus does not use
+(vipwatch/evaluation/unseen_authentic.py). JSON last line.
 Generated images and scores are cached under --cache-dir (a rerun with the same sizes and
 scorer only refits).
 """
@@ -45,6 +47,9 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--write-fusion", default=None, help="write the fitted fusion artefact under this directory")
     parser.add_argument("--no-external-videos", action="store_true",
                         help="skip the FF++ 634 / 634_660 check (e.g. while choosing signals, so it is not tuned to)")
+    parser.add_argument("--no-unseen-authentic", action="store_true",
+                        help="skip the false-alarm check on LFW people no artefact detector trained on")
+    parser.add_argument("--unseen-people", type=int, default=None, help="cap on that check's people (all by default)")
     add_model_args(parser)
     add_forgery_args(parser)
     # The benchmark's default pack is the ONNX one from ../shared (fast on 2 cores).
@@ -55,13 +60,14 @@ def main(argv: list[str] | None = None) -> dict:
     report = bench.run(Path(args.cache_dir), analyzer, forgery_config(args), args.per_family, args.authentic_lfw,
                        args.seed, args.enrolled, tuple(args.families.split(",")), args.prior, args.target_fpr,
                        args.bootstrap, args.calibration_side, args.max_other_photos,
-                       external=not args.no_external_videos)
+                       external=not args.no_external_videos, unseen_people=args.unseen_people,
+                       unseen=not args.no_unseen_authentic)
     frame, fusion, data = report.pop("_frame"), report.pop("_fusion"), report.pop("_data")
     command = "python -m jobs.forgery_benchmark " + " ".join(shlex.quote(a) for a in (argv if argv is not None
                                                                                        else sys.argv[1:]))
     if args.write_fusion:
         report["fusion_artefact"] = str(bench.write_fusion_artefact(fusion, Path(args.write_fusion), report["fitted"],
-                                                                    data, command))
+                                                                    data, command, report.get("unseen_authentic")))
     report["data"] = data
     os.makedirs(args.out, exist_ok=True)
     with open(os.path.join(args.out, "report.json"), "w") as handle:
@@ -86,6 +92,10 @@ def main(argv: list[str] | None = None) -> dict:
               f"{data['corpus'].get('video_side', '?')}):\n" + bench.external_markdown(report["external_videos"]) + "\n")
         summary["ffpp_video_verdicts"] = {f"{r['fusion'].split(' ')[0]}:{r['video']}": r["verdict"]
                                           for r in report["external_videos"]}
+    if "unseen_authentic" in report:
+        print(bench.unseen_authentic.markdown(report["unseen_authentic"]) + "\n")
+        summary["unseen_authentic_false_alarms"] = {r["fusion"].split(" ")[0]: f"{r['flagged']}/{r['faces']}"
+                                                   for r in report["unseen_authentic"]["fusions"]}
     print(json.dumps(summary))
     return summary
 

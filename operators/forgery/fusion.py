@@ -27,7 +27,10 @@ FUSION_FILE, MANIFEST_FILE = "fusion.json", "manifest.json"
 ARTEFACTS_DIR = Path(__file__).resolve().parent / "artefacts"
 UNCALIBRATED, SHIPPED = "uncalibrated", "shipped"
 # Names the shipped artefact directory under ARTEFACTS_DIR; jobs.forgery_benchmark --write-fusion
-# rewrites it beside the new version.
+# rewrites it beside the new version. "DEFAULT.<family>" (e.g. DEFAULT.dlib), where present, names
+# the one for that pack family: identity signals are spreads of the pack's own cosines, and a fusion
+# fitted on another embedder's spreads ranks and calibrates worse (docs/forgery.md "A fusion per
+# pack family").
 DEFAULT_POINTER = "DEFAULT"
 # Identity signals of unusual faces reach tens of spreads; bound them so one row cannot dominate.
 FEATURE_CLIP = (-10.0, 30.0)
@@ -124,18 +127,32 @@ class FusionModel:
         return self.heads.get("vip" if vip else "generic")
 
 
-def load_fusion(spec: Optional[str], storage_config=None):
+def load_fusion(spec: Optional[str], storage_config=None, pack_name: Optional[str] = None):
     """ForgeryConfig.fusion_model -> the fusion: an artefact (file or directory) or, only when
-    named explicitly ("uncalibrated" or None), the hand-made ranking."""
+    named explicitly ("uncalibrated" or None), the hand-made ranking. "shipped" takes the shipped
+    artefact of ``pack_name``'s family (a pack's name or a ModelPackConfig.pack spec)."""
     if spec is None or spec == UNCALIBRATED:
         return Uncalibrated()
     if spec == SHIPPED:
-        spec = str(shipped_fusion_dir())
+        spec = str(shipped_fusion_dir(pack_family(pack_name)))
     return FusionModel.load(spec, storage_config)
 
 
-def shipped_fusion_dir() -> Path:
-    return ARTEFACTS_DIR / (ARTEFACTS_DIR / DEFAULT_POINTER).read_text().strip()
+def pack_family(pack_name: Optional[str]) -> Optional[str]:
+    """"dlib" for the dlib packs (name "dlib-hog+...", spec "dlib" / "dlib:cnn"); None for the rest."""
+    return "dlib" if pack_name and pack_name.startswith("dlib") else None
+
+
+def pointer_name(family: Optional[str]) -> str:
+    return DEFAULT_POINTER if family is None else f"{DEFAULT_POINTER}.{family}"
+
+
+def shipped_fusion_dir(family: Optional[str] = None) -> Path:
+    """The shipped artefact for a pack family; the family-less DEFAULT when it has none."""
+    pointer = ARTEFACTS_DIR / pointer_name(family)
+    if not pointer.is_file():
+        pointer = ARTEFACTS_DIR / DEFAULT_POINTER
+    return ARTEFACTS_DIR / pointer.read_text().strip()
 
 
 def fusion_version(payload: dict) -> str:

@@ -41,7 +41,8 @@ class ForgeryScorer:
         # No gallery: artefact signals only (jobs.evaluate without --gallery).
         self.gallery = gallery or (Gallery.load(gallery_uri, storage) if gallery_uri else None)
         self.detectors = detectors if detectors is not None else load_detectors(self.config.detectors)
-        self.fusion = fusion or load_fusion(self.config.fusion_model, storage)
+        self.fusion = fusion or load_fusion(self.config.fusion_model, storage,
+                                            pack_name=pack.name if pack is not None else (model or ModelPackConfig()).pack)
         self.references = None
         if self.config.use_identity_signal and self.gallery is not None:
             if pack is None:

@@ -28,8 +28,8 @@ import pandas as pd
 
 from core.config import SHARED_DIR
 from core.schema import VERDICT_AUTHENTIC, VERDICT_SUSPECTED, VERDICT_UNVERIFIED
-from operators.forgery.fusion import DEFAULT_POINTER
-from vipwatch.evaluation import fusion_fit
+from operators.forgery.fusion import pack_family, pointer_name
+from vipwatch.evaluation import fusion_fit, unseen_authentic
 from vipwatch.evaluation.forgery_corpus import SIDES
 from vipwatch.evaluation.group_bootstrap import bootstrap
 from operators.forgery.scorer import ForgeryScorer
@@ -204,9 +204,11 @@ def data_description(corpus_dir: Path, frame: pd.DataFrame) -> dict:
             "terms": DATA_TERMS}
 
 
-def write_fusion_artefact(fusion, root: Path, evaluation: dict, data: dict, command: str) -> Path:
+def write_fusion_artefact(fusion, root: Path, evaluation: dict, data: dict, command: str,
+                          unseen: dict | None = None) -> Path:
     """<root>/<version>/fusion.json + manifest.json (data, recipe, metrics, terms, sha256), and
-    <root>/DEFAULT naming it (for the package's artefacts/ directory: what "shipped" loads)."""
+    <root>/DEFAULT (DEFAULT.dlib for a dlib pack) naming it (for the package's artefacts/
+    directory: what "shipped" loads for that pack family)."""
     target = Path(root) / fusion.version.replace("@", "-")
     target.mkdir(parents=True, exist_ok=True)
     raw = json.dumps(fusion.to_json(), indent=2).encode()
@@ -221,14 +223,20 @@ def write_fusion_artefact(fusion, root: Path, evaluation: dict, data: dict, comm
                                           for f, r in evaluation["families"].items() if isinstance(r, dict) and "auc" in r},
                 "authentic_false_alarm_rate_other_side": evaluation["families"]["authentic_false_alarm_rate"],
                 "size_bins_other_side": evaluation["size_bins"]}
+    if unseen is not None:
+        mine = [r for r in unseen["fusions"] if fusion.version in r["fusion"]]
+        manifest["authentic_false_alarms_unseen_by_detectors"] = {
+            **{k: unseen[k] for k in ("held_out_by", "photos", "faces")}, **(mine[0] if mine else {})}
     (target / "manifest.json").write_text(json.dumps(manifest, indent=2, default=float) + "\n")
-    (Path(root) / DEFAULT_POINTER).write_text(target.name + "\n")
+    pointer = pointer_name(pack_family(manifest["scorer"].get("model_pack")))
+    (Path(root) / pointer).write_text(target.name + "\n")
     return target
 
 
 def run(cache_dir: Path, analyzer, forgery_config, per_family: int, authentic_lfw: int, seed: int, enrolled: int,
         families: tuple[str, ...], prior: float, target_fpr: float, resamples: int, calibration_side: str = "A",
-        max_other_photos: int | None = None, fit: bool = True, external: bool = True) -> dict:
+        max_other_photos: int | None = None, fit: bool = True, external: bool = True,
+        unseen_people: int | None = None, unseen: bool = True) -> dict:
     """Builds (or reuses) gallery, corpus and scores; returns the report with the scored frame
     under "_frame" and the fitted fusion under "_fusion"."""
     cache_dir = Path(cache_dir)
@@ -283,6 +291,12 @@ def run(cache_dir: Path, analyzer, forgery_config, per_family: int, authentic_lf
         if fit:
             fusions[f"fitted ({fusion.version})"] = fusion
         report["external_videos"] = external_videos(analyzer, matcher, scorer, fusions)
+    if unseen:
+        fusions = {f"configured ({configured_fusion.version})": configured_fusion}
+        if fit:
+            fusions[f"fitted ({fusion.version})"] = fusion
+        report["unseen_authentic"] = unseen_authentic.check(cache_dir, labels, analyzer, matcher, scorer, fusions,
+                                                            list(forgery_config.detectors), resamples, unseen_people)
     report["_frame"] = frame
     report["_data"] = data_description(corpus_dir, frame)
     return report

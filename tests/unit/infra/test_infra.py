@@ -535,7 +535,7 @@ def test_defaults_that_name_no_uri_resolve_to_files_the_image_holds():
     from index.cohort import DEFAULT_ROOT
     from operators.forgery.fusion import shipped_fusion_dir
 
-    files = [p for p in shipped_fusion_dir().rglob("*") if p.is_file()]
+    files = [p for family in (None, "dlib") for p in shipped_fusion_dir(family).rglob("*") if p.is_file()]
     assert files and all(shipped_in_image(p) for p in files), files
     relative = DEFAULT_ROOT.relative_to(REPO_ROOT)
     assert not any(fnmatch.fnmatch(str(relative), pattern) or relative.parts[0] == pattern

@@ -191,7 +191,7 @@ def test_command_end_to_end_at_tiny_sizes(tmp_path, capsys):
     out = tmp_path / "out"
     summary = job.main(["--per-family", "8", "--authentic-lfw", "12", "--max-other-photos", "2", "--bootstrap", "20",
                         "--cache-dir", str(tmp_path / "cache"), "--out", str(out), "--write-fusion",
-                        str(tmp_path / "fusion")])
+                        str(tmp_path / "fusion"), "--unseen-people", "3"])
     printed = capsys.readouterr().out.strip().splitlines()
     assert json.loads(printed[-1]) == json.loads(json.dumps(summary))
     assert any(line.startswith("| swap |") for line in printed)
@@ -204,6 +204,11 @@ def test_command_end_to_end_at_tiny_sizes(tmp_path, capsys):
 
     fusion = FusionModel.load(summary["fusion_artefact"])
     assert fusion.version == summary["fitted_fusion"] and fusion.metadata["prior"] == 0.01
+    unseen = report["unseen_authentic"]
+    assert unseen["photos"] >= 3 and unseen["faces"] >= 3 and len(unseen["fusions"]) == 2
+    assert all(r["faces"] == unseen["faces"] and 1 <= r["groups"] <= 3 for r in unseen["fusions"])
+    manifest = json.loads((Path(summary["fusion_artefact"]) / "manifest.json").read_text())
+    assert manifest["authentic_false_alarms_unseen_by_detectors"]["faces"] == unseen["faces"]
     assert (tmp_path / "fusion" / "DEFAULT").read_text().strip() == Path(summary["fusion_artefact"]).name
     faces = pd.read_csv(out / "faces.csv")
     assert set(faces["family"]) == set(FAMILIES) | {"authentic"} and faces["inter_ocular_px"].gt(0).all()
@@ -311,3 +316,37 @@ def test_group_robust_threshold_is_at_least_the_plain_quantile():
     plain = fusion_fit.calibration.threshold_at_fpir(scores, 0.01)
     robust = fusion_fit.robust_threshold(scores, groups, 0.01, confidence=0.9)
     assert robust > plain and (scores >= robust).mean() <= 0.01
+
+
+def test_each_pack_family_gets_the_shipped_fusion_fitted_with_it():
+    from core.config import ModelPackConfig
+    from operators.forgery import fusion as fusion_module
+    from operators.forgery.scorer import ForgeryScorer
+
+    for pack_name, prefix in (("dlib", "dlib"), ("dlib-hog+dlib_resnet_v1@55533b28", "dlib"),
+                              ("onnx:scrfd_500m_kps@517cb198+mobilefacenet_128@85cdeb73", "onnx:"),
+                              (str(SHARED_DIR / "models"), "onnx:")):
+        directory = fusion_module.shipped_fusion_dir(fusion_module.pack_family(pack_name))
+        manifest = json.loads((directory / "manifest.json").read_text())
+        assert manifest["scorer"]["model_pack"].startswith(prefix), (pack_name, directory.name)
+        loaded = fusion_module.load_fusion(fusion_module.SHIPPED, pack_name=pack_name)
+        assert loaded.version == manifest["version"]
+    # The crawl's scorer picks by its model pack: the dlib default gets the dlib fit.
+    dlib_scorer = ForgeryScorer(forgery=ForgeryConfig(), model=ModelPackConfig(pack="dlib"))
+    dlib_dir = fusion_module.shipped_fusion_dir("dlib")
+    assert dlib_scorer.fusion.version.replace("@", "-") == dlib_dir.name != fusion_module.shipped_fusion_dir().name
+    # A pack family without its own pointer falls back to DEFAULT.
+    assert fusion_module.shipped_fusion_dir("yunet") == fusion_module.shipped_fusion_dir()
+
+
+def test_written_fusion_artefact_points_its_pack_family_at_it(tmp_path):
+    from operators.forgery.fusion import FusionModel, Head
+
+    head = Head(features=["identity_deficit"], coef=[1.0], intercept=-4.0, threshold=0.5)
+    evaluation = {"families": {"authentic_false_alarm_rate": 0.0}, "size_bins": []}
+    for model_pack, pointer in (("dlib-hog+dlib_resnet_v1@55533b28", "DEFAULT.dlib"), ("onnx:x+y", "DEFAULT")):
+        fusion = FusionModel(heads={"vip": head}, version=f"fusion-lr@{pointer[-4:]}",
+                             metadata={"prior": 0.01, "target_fpr": 0.005, "recipe": "test",
+                                       "scorer": {"model_pack": model_pack}})
+        target = forgery_benchmark.write_fusion_artefact(fusion, tmp_path, evaluation, {}, "test")
+        assert (tmp_path / pointer).read_text().strip() == target.name
