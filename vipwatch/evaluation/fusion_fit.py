@@ -39,6 +39,10 @@ def prior_shift(prior: float, training_share: float = 0.5) -> float:
     return logit(prior) - logit(training_share)
 
 
+# Prefix of another model pack's identity signals on the same face (vipwatch/evaluation/pack_ensemble.py).
+SECOND_PACK = "pack2:"
+
+
 def feature_rows(frame: pd.DataFrame, features: list[str]) -> np.ndarray:
     """Model-space features (artefact log-odds, clipped identity values); NaN where missing."""
     x = np.full((len(frame), len(features)), np.nan)
@@ -70,6 +74,8 @@ def expected_sign(name: str) -> int:
     than X's impostor cohort points away from it. Without the constraint a fit learnt from few
     identities gave identity_cohort_z a positive weight (reenactments keep X's identity) and
     flagged another side's authentic Obama photos, whose faces match X the most."""
+    if name.startswith(SECOND_PACK):  # the same signal from a second pack's embedder (pack_ensemble)
+        name = name[len(SECOND_PACK):]
     if name.startswith(PRESENT) or name == "inner_cohort_z":
         return 0
     if name.startswith(ARTEFACT_PREFIX) or name.endswith(("_deficit", "_gap")):
