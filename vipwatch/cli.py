@@ -30,7 +30,7 @@ def add_model_args(parser: argparse.ArgumentParser) -> None:
 def add_forgery_args(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("forgery scoring")
     group.add_argument("--forgery-detector", action="append", default=None, metavar="KIND:URI",
-                       help="artefact detector, repeatable (mesonet:<h5>, sbi:<artefact>, sbi:shipped = sbi-mfn-v1, sbi:sbi-mfn-v2, sbi:sbi-mfn-v3, sbi:sbi-mfn-v4, sbi:sbi-mfn-v5); default: "
+                       help="artefact detector, repeatable (mesonet:<h5>, sbi:<artefact>, sbi:shipped = sbi-mfn-v1, sbi:sbi-mfn-v2, sbi:sbi-mfn-v3, sbi:sbi-mfn-v4, sbi:sbi-mfn-v5, sbi:sbi-mfn-v6); default: "
                             "ForgeryConfig.detectors. 'none' for no artefact detector")
     group.add_argument("--forgery-fusion", default=None,
                        help="fusion artefact (jobs.calibrate JSON or a jobs.forgery_benchmark artefact directory); "

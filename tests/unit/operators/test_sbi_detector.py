@@ -79,7 +79,7 @@ def test_v2_continues_v1_on_the_same_held_out_people_and_loads_by_name(manifest)
 
 
 @pytest.mark.parametrize("earlier, later", [("sbi-mfn-v2", "sbi-mfn-v3"), ("sbi-mfn-v3", "sbi-mfn-v4"),
-                                            ("sbi-mfn-v4", "sbi-mfn-v5")])
+                                            ("sbi-mfn-v4", "sbi-mfn-v5"), ("sbi-mfn-v5", "sbi-mfn-v6")])
 def test_each_continuation_starts_from_the_last_on_the_same_held_out_people(manifest, earlier, later):
     before = json.loads((ARTEFACTS / earlier / "manifest.json").read_text())
     after = json.loads((ARTEFACTS / later / "manifest.json").read_text())
@@ -93,7 +93,8 @@ def test_each_continuation_starts_from_the_last_on_the_same_held_out_people(mani
     assert detector.version == later
 
 
-@pytest.mark.parametrize("fusion, model", [("fusion-lr-947e9bc4", "sbi-mfn-v4"), ("fusion-lr-802b6ca2", "sbi-mfn-v5")])
+@pytest.mark.parametrize("fusion, model", [("fusion-lr-947e9bc4", "sbi-mfn-v4"), ("fusion-lr-802b6ca2", "sbi-mfn-v5"),
+                                          ("fusion-lr-e244e060", "sbi-mfn-v6")])
 def test_each_opt_in_fusion_names_the_model_it_was_fitted_with(fusion, model):
     fusion_manifest = json.loads((ARTEFACTS / fusion / "manifest.json").read_text())
     detector = json.loads((ARTEFACTS / model / "manifest.json").read_text())
