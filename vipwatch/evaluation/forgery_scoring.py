@@ -32,7 +32,8 @@ def ensure_gallery(cache_dir: Path, aligned_root: Path, analyzer, enrolled: int)
     return str(root)
 
 
-def _overlap(a, b) -> float:
+def box_iou(a, b) -> float:
+    """Intersection over union of two (x0, y0, x1, y1) boxes."""
     x0, y0, x1, y1 = max(a[0], b[0]), max(a[1], b[1]), min(a[2], b[2]), min(a[3], b[3])
     inter = max(0.0, x1 - x0) * max(0.0, y1 - y0)
     union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
@@ -64,7 +65,7 @@ def score_corpus(labels: list[dict], analyzer, matcher, scorer, decode: DecodeCo
             # The forged face is the one at the generator's recorded box; other faces of the photo
             # are authentic bystanders: not counted on either side.
             box = json.loads(meta["face_box"])
-            keep.append(_overlap(row["bbox"], box) >= 0.3)
+            keep.append(box_iou(row["bbox"], box) >= 0.3)
         else:
             keep.append(True)
     frame = frame[np.asarray(keep, bool)].copy()

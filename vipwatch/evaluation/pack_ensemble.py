@@ -19,7 +19,7 @@ import pandas as pd
 
 from vipwatch.evaluation import fusion_fit
 from vipwatch.evaluation.forgery_benchmark import lofo_split
-from vipwatch.evaluation.forgery_scoring import _overlap
+from vipwatch.evaluation.forgery_scoring import box_iou
 from vipwatch.evaluation.group_bootstrap import bootstrap
 
 NUMBER = re.compile(r"[-+]?\d*\.?\d+(?:[eE][-+]?\d+)?")
@@ -45,7 +45,7 @@ def pair_faces(first: pd.DataFrame, second: pd.DataFrame, min_overlap: float = M
         rows = by_key.get((row["image_uri"], row["frame_index"]))
         if rows is None:
             continue
-        overlaps = [(_overlap(row["bbox"], box), j) for j, box in zip(rows.index, rows["bbox"])]
+        overlaps = [(box_iou(row["bbox"], box), j) for j, box in zip(rows.index, rows["bbox"])]
         best, j = max(overlaps)
         if best >= min_overlap:
             keep.append(index)
