@@ -131,9 +131,9 @@ class ForgeryConfig(BaseModel):
     # "shipped": the calibrated fusion shipped inside the package (operators/forgery/artefacts/,
     # fitted by jobs.forgery_benchmark --write-fusion on the benchmark's calibration side at a
     # stated forgery prior; docs/forgery.md), the one fitted on the scorer's pack family (DEFAULT,
-    # DEFAULT.dlib): identity signals are spreads of that pack's own cosines. Or a jobs.calibrate / jobs.forgery_benchmark
-    # artefact (a JSON file or an artefact directory). "uncalibrated" (or None): the hand-made
-    # ranking, not a probability, marked so in forgery_model; only when asked for.
+    # DEFAULT.dlib): identity signals are spreads of that pack's own cosines. Or a jobs.calibrate /
+    # jobs.forgery_benchmark artefact (a JSON file or an artefact directory). "uncalibrated" (or
+    # None): the hand-made ranking, not a probability, marked so in forgery_model; only when asked.
     fusion_model: Optional[str] = "shipped"
     # A face below the match threshold still gets the identity check against its top candidate
     # when that candidate scores above the gallery's impostor quantile at this rate: swaps of X
