@@ -9,7 +9,7 @@ import os
 from pathlib import Path
 from typing import Literal, Optional
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, field_validator, model_validator
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 # ../shared beside the checkout holds the real images and weights (never copied into the repo).
@@ -138,8 +138,15 @@ class ForgeryConfig(BaseModel):
     # A face below the match threshold still gets the identity check against its top candidate
     # when that candidate scores above the gallery's impostor quantile at this rate: swaps of X
     # often match X only weakly.
-    weak_match_fpir: float = 0.10
+    weak_match_fpir: float = Field(default=0.10, gt=0.0, le=1.0)
     use_identity_signal: bool = True
+    # A second model pack's embedder reads the same identity signals (named "pack2:<signal>")
+    # on the first pack's aligned crops, against ``second_gallery``: a gallery of the same
+    # identities enrolled with that pack (jobs.build_gallery --model-pack ...). Two embedders miss
+    # different swaps (docs/forgery.md "Two packs' identity signals"); it costs a second embedder
+    # per face, so it is opt-in, and only a fusion fitted with it uses its signals.
+    second_pack: Optional[ModelPackConfig] = None
+    second_gallery: Optional[str] = None
     # Identity similarities are to the nearest references of a VIP: mean of the top k cosines.
     reference_top_k: int = 3
     # Quality gate (operators/forgery/quality.py): below either, artefact detectors do not judge
@@ -156,6 +163,13 @@ class ForgeryConfig(BaseModel):
     batch_size: int = 64
     num_cpus: float = 0.25
     num_gpus: float = 0.0
+
+    @model_validator(mode="after")
+    def _second_pack_has_its_gallery(self) -> "ForgeryConfig":
+        if (self.second_pack is None) != (self.second_gallery is None):
+            raise ValueError("second_pack and second_gallery go together: the second pack's signals are read "
+                             "against a gallery enrolled with it")
+        return self
 
 
 class LineRange(BaseModel):

@@ -12,7 +12,7 @@ import json
 
 from core.config import REPO_ROOT, ModelPackConfig
 from vipwatch.cli import add_forgery_args, forgery_config, parse_job_args
-from vipwatch.demo import run_demo
+from vipwatch.demo import DEMO_SECOND_GALLERY, run_demo
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -23,6 +23,9 @@ def main(argv: list[str] | None = None) -> dict:
     # the demo's corpus (e.g. --forgery-detector sbi:sbi-mfn-v4 --forgery-fusion <its artefact>).
     add_forgery_args(parser)
     args = parse_job_args(parser, argv)
+    if args.second_pack and not args.second_gallery:
+        # The demo enrols its references with the second pack too (vipwatch/demo.py).
+        args.second_gallery = DEMO_SECOND_GALLERY
     summary, preview, verdicts = run_demo(ModelPackConfig(pack=args.model_pack), args.keep, forgery_config(args))
 
     print("\nDuckDB: faces per identity")

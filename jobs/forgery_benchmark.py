@@ -26,6 +26,7 @@ from operators.face_analyzer import FaceAnalyzer
 from vipwatch.cli import add_forgery_args, add_model_args, forgery_config, model_config, parse_job_args
 from vipwatch.evaluation import forgery_benchmark as bench
 from vipwatch.evaluation.forgery_families import FAMILIES
+from vipwatch.evaluation.forgery_scoring import ensure_gallery
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -57,6 +58,12 @@ def main(argv: list[str] | None = None) -> dict:
                         embedder_file="mobilefacenet_128.onnx")
     args = parse_job_args(parser, argv)
     analyzer = FaceAnalyzer(model_config(args), threads=1)
+    if args.second_pack and not args.second_gallery:
+        # The second pack's gallery: the same faces_aligned crops as the first, enrolled with it.
+        second = model_config(args).model_copy(update={
+            "pack": args.second_pack, "embedder_file": args.second_embedder_file, "detector_file": None})
+        args.second_gallery = ensure_gallery(Path(args.cache_dir), SHARED_DIR / "data" / "faces_aligned",
+                                            FaceAnalyzer(second, aligned=True, threads=1), args.enrolled)
     report = bench.run(Path(args.cache_dir), analyzer, forgery_config(args), args.per_family, args.authentic_lfw,
                        args.seed, args.enrolled, tuple(args.families.split(",")), args.prior, args.target_fpr,
                        args.bootstrap, args.calibration_side, args.max_other_photos,

@@ -38,15 +38,34 @@ def add_forgery_args(parser: argparse.ArgumentParser) -> None:
                             "hand-made ranking")
     group.add_argument("--no-forgery", action="store_true", help="skip forgery scoring")
     group.add_argument("--no-identity-signal", action="store_true", help="artefact detectors only")
+    group.add_argument("--second-pack", default=None, metavar="PACK",
+                       help="opt-in: a second model pack (dlib | ONNX directory) whose embedder reads the identity "
+                            "signals again as pack2:<signal>; needs --second-gallery and a fusion fitted with it")
+    group.add_argument("--second-embedder-file", default=None, help="ONNX file name inside --second-pack")
+    group.add_argument("--second-gallery", default=None, help="gallery of the same identities enrolled with --second-pack")
+    group.add_argument("--weak-match-fpir", type=float, default=None,
+                       help="a face below the match threshold is checked against its nearest VIP (whole or inner "
+                            "face) when it scores above that VIP's impostor quantile at this rate; 1 = every face "
+                            "(default: ForgeryConfig.weak_match_fpir)")
+
+
+def _absolute(uri: str) -> str:
+    """Ray workers need not share the driver's working directory: a local path goes absolute."""
+    local = Path(uri)
+    return str(local.resolve()) if "://" not in uri and local.exists() else uri
 
 
 def forgery_config(args: argparse.Namespace) -> ForgeryConfig:
     config = ForgeryConfig(enabled=not args.no_forgery, use_identity_signal=not args.no_identity_signal)
     if args.forgery_fusion:
-        # Ray workers need not share the driver's working directory: a local path goes absolute.
-        local = Path(args.forgery_fusion)
-        config.fusion_model = str(local.resolve()) if "://" not in args.forgery_fusion and local.exists() \
-            else args.forgery_fusion
+        config.fusion_model = _absolute(args.forgery_fusion)
+    if getattr(args, "second_pack", None):
+        config.second_pack = ModelPackConfig(pack=_absolute(args.second_pack), embedder_file=args.second_embedder_file,
+                                             device=getattr(args, "device", "auto"))
+        config.second_gallery = _absolute(args.second_gallery) if args.second_gallery else None
+        ForgeryConfig.model_validate(config.model_dump())
+    if getattr(args, "weak_match_fpir", None) is not None:
+        config.weak_match_fpir = args.weak_match_fpir
     if args.forgery_detector:
         config.detectors = [d for d in args.forgery_detector if d != "none"]
     return config

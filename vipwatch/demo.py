@@ -53,6 +53,10 @@ def duckdb_preview(output_uri: str) -> list[tuple]:
         FROM results WHERE status = 'ok' GROUP BY 1 ORDER BY faces DESC LIMIT 10""").fetchall()
 
 
+# Where the demo enrols the same references with ForgeryConfig.second_pack, when asked to.
+DEMO_SECOND_GALLERY = "s3://vipwatch-galleries/vips-second-pack"
+
+
 def run_demo(model: ModelPackConfig, keep: str,
              forgery: ForgeryConfig | None = None) -> tuple[dict, list[tuple], dict]:
     """The demo's summary (with ``local_copy``), the DuckDB faces-per-identity preview and the
@@ -71,6 +75,10 @@ def run_demo(model: ModelPackConfig, keep: str,
         log.info("gallery %s: %d identities, threshold %.3f", enrolment.gallery.version,
                  enrolment.gallery.manifest["identity_count"], enrolment.gallery.match_threshold)
 
+        if forgery is not None and forgery.second_pack is not None and forgery.second_gallery == DEMO_SECOND_GALLERY:
+            second = enroll("s3://vipwatch-refs/faces_aligned", forgery.second_pack, aligned=True)
+            second.gallery.save(DEMO_SECOND_GALLERY)
+            log.info("second pack's gallery %s", second.gallery.version)
         config = CrawlConfig(input="s3://vipwatch-crawl/incoming", gallery="s3://vipwatch-galleries/vips",
                              output="s3://vipwatch-results/demo", model=model,
                              forgery=forgery if forgery is not None else ForgeryConfig())

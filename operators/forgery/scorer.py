@@ -11,19 +11,16 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from index import calibration
-from index.cohort import Cohort
 from index.gallery import Gallery, embeddings_of
 from operators.forgery.detectors import load_detectors
-from operators.forgery.face_regions import REGIONS_VERSION
 from operators.forgery.fusion import FusionModel, load_fusion
-from operators.forgery.identity_signal import SIGNALS, CandidateKind, IdentityReferences, region_embeddings
+from operators.forgery.identity_signal import SIGNALS, CandidateKind, region_embeddings
+from operators.forgery.pack_identity import SECOND_PACK_PREFIX, PackIdentity
 from operators.forgery.quality import gate_reason, inter_ocular_px, sharpness
 from core.config import ForgeryConfig, ModelPackConfig, StorageConfig
 from core.schema import ALIGNED_SIZE, CONTEXT_SIZE, STATUS_OK, WORK_SCHEMA, set_columns
 from core.schema import VERDICT_AUTHENTIC as AUTHENTIC, VERDICT_SUSPECTED as SUSPECTED, VERDICT_UNVERIFIED as UNVERIFIED
 from operators.packs import load_model_pack
-from index.forgery_reference import INNER_COLUMN
 
 ARTEFACT_REASON_AT = 0.5
 
@@ -36,72 +33,58 @@ class ForgeryScorer:
     def __init__(self, gallery_uri: Optional[str] = None, forgery: ForgeryConfig | None = None,
                  model: ModelPackConfig | None = None, storage: StorageConfig | None = None,
                  gallery: Optional[Gallery] = None, pack=None, detectors: Optional[list] = None,
-                 fusion: Optional[FusionModel] = None):
+                 fusion: Optional[FusionModel] = None, second_pack=None):
         self.config = forgery or ForgeryConfig()
         # No gallery: artefact signals only (jobs.evaluate without --gallery).
         self.gallery = gallery or (Gallery.load(gallery_uri, storage) if gallery_uri else None)
         self.detectors = detectors if detectors is not None else load_detectors(self.config.detectors)
         self.fusion = fusion or load_fusion(self.config.fusion_model, storage,
                                             pack_name=pack.name if pack is not None else (model or ModelPackConfig()).pack)
-        self.references = None
+        self.identity: Optional[PackIdentity] = None
+        self.second: Optional[PackIdentity] = None
         if self.config.use_identity_signal and self.gallery is not None:
             if pack is None:
                 pack = load_model_pack(model or ModelPackConfig(), storage, threads=1)
-            expected = self.gallery.manifest.get("forgery_reference", {}).get("embedder_id")
-            if expected != pack.embedder_id:
-                raise ValueError(f"gallery {self.gallery.version} forgery references come from {expected}; "
-                                 f"this scorer embeds with {pack.embedder_id}")
-            # Non-VIP faces of the identification cohort (index/cohort.py) join the impostor
-            # cohort of the whole-face similarity when one exists for this embedder.
-            cohort = Cohort.for_embedder(pack.embedder_id, storage_config=storage)
-            if cohort is not None:
-                cohort = cohort.without_people(self.gallery.identities.column("identity_id").to_pylist())
-            self.cohort_version = cohort.version if cohort is not None else None
-            self.references = IdentityReferences(self.gallery, top_k=self.config.reference_top_k,
-                                                 non_vip_cohort=cohort.embeddings if cohort is not None else None)
+            self.identity = PackIdentity(self.gallery, pack, self.config, storage)
+            if self.config.second_pack is not None:
+                self.second = self._second_identity(second_pack, storage)
+        self.references = self.identity.references if self.identity is not None else None
+        self.cohort_version = self.identity.cohort_version if self.identity is not None else None
         self.pack = pack
-        self.weak_floor = self._weak_match_floor()
-        self.inner_floor = self._inner_match_floor() if self.references is not None else math.inf
         self._check_fusion_features()
         parts = [self.fusion.version] + [f"{d.name}={d.version}" for d in self.detectors]
-        if self.references is not None:
-            parts.append(f"identity={REGIONS_VERSION}/{self.pack.embedder_id}/top{self.config.reference_top_k}"
-                         + (f"/cohort={self.cohort_version}" if self.cohort_version else ""))
+        if self.identity is not None:
+            parts.append(f"identity={self.identity.version}")
+        if self.second is not None:
+            parts.append(f"pack2={self.second.version}/gallery={self.second.gallery.version}")
         self.model_version = ";".join(parts)
+
+    def _second_identity(self, second_pack, storage: StorageConfig | None) -> PackIdentity:
+        if self.config.second_gallery is None:
+            raise ValueError("ForgeryConfig.second_pack needs second_gallery: a gallery enrolled with that pack")
+        second_gallery = Gallery.load(self.config.second_gallery, storage)
+        missing = set(self.gallery.identities.column("identity_id").to_pylist()) - \
+            set(second_gallery.identities.column("identity_id").to_pylist())
+        if missing:
+            raise ValueError(f"second gallery {second_gallery.version} lacks {len(missing)} of gallery "
+                             f"{self.gallery.version}'s identities (e.g. {sorted(missing)[:3]}): enrol the same "
+                             f"root with the second pack")
+        if second_pack is None:
+            second_pack = load_model_pack(self.config.second_pack, storage, threads=1)
+        return PackIdentity(second_gallery, second_pack, self.config, storage)
 
     def gallery_independent_parts(self) -> dict:
         """Constructor arguments that do not depend on the gallery: a gallery swap (Serve) builds
         the new scorer with these instead of loading the models again."""
-        return {"pack": self.pack, "detectors": self.detectors, "fusion": self.fusion}
-
-    def _weak_match_floor(self) -> float:
-        """The impostor best-score quantile at weak_match_fpir (leave-one-identity-out over the
-        references), never above the match threshold."""
-        if self.gallery is None:
-            return math.inf
-        identities = np.asarray(self.gallery.references.column("identity_id").to_pylist())
-        impostor = calibration.best_other_identity_scores(embeddings_of(self.gallery.references), identities)
-        impostor = impostor[np.isfinite(impostor)]
-        if not len(impostor):
-            return self.gallery.match_threshold
-        floor = float(np.quantile(impostor, 1.0 - self.config.weak_match_fpir))
-        return min(floor, self.gallery.match_threshold)
-
-    def _inner_match_floor(self) -> float:
-        """Same rate for the inner face alone: each reference's best cosine to another identity's
-        inner-face centroid. A swap of X shows X's inner face on a head that may not match X."""
-        inner = embeddings_of(self.gallery.references, INNER_COLUMN)
-        owner = np.asarray(self.gallery.references.column("identity_id").to_pylist())
-        order = np.asarray(list(self.references.row_of))
-        impostor = calibration.best_other_identity_scores(inner, owner, targets=self.references.inner_centroid,
-                                                          target_ids=order)
-        impostor = impostor[np.isfinite(impostor)]
-        return float(np.quantile(impostor, 1.0 - self.config.weak_match_fpir)) if len(impostor) else math.inf
+        return {"pack": self.pack, "detectors": self.detectors, "fusion": self.fusion,
+                "second_pack": self.second.pack if self.second is not None else None}
 
     def available_features(self, vip: bool) -> set[str]:
         names = {f"artefact:{d.name}" for d in self.detectors}
-        if vip and self.references is not None:
+        if vip and self.identity is not None:
             names |= set(SIGNALS)
+        if vip and self.second is not None:
+            names |= {SECOND_PACK_PREFIX + name for name in SIGNALS}
         return names
 
     def _check_fusion_features(self) -> None:
@@ -125,45 +108,45 @@ class ForgeryScorer:
             why_not.append(gate_reason(iod, sharp, self.config.min_inter_ocular_px, self.config.min_sharpness))
         return measures, why_not
 
-    def candidates(self, faces: pa.Table, whole: np.ndarray, inner: np.ndarray,
-                   reasons: list[list[str]]) -> list[Optional[tuple[str, CandidateKind]]]:
-        """The VIP each face is checked against and how it became that VIP's candidate: the
-        matched identity; else, by whole face, the top gallery candidate above the weak floor and,
-        by inner face, the identity whose inner-face centroid it resembles above the inner floor;
-        when both exist and differ, the one it resembles more against that VIP's impostor cohort."""
-        matched = faces.column("identity_id").to_pylist()
-        found = faces.column("candidates").to_pylist()
+    def candidates(self, side: PackIdentity, matched: list[Optional[str]], tops: list[Optional[tuple[str, float]]],
+                   whole: np.ndarray, inner: np.ndarray, reasons: list[list[str]],
+                   label: str = "") -> list[Optional[tuple[str, CandidateKind]]]:
+        """The VIP each face is checked against by one pack and how it became that VIP's
+        candidate: the matched identity; else, by whole face, the top gallery candidate above the
+        weak floor and, by inner face, the identity whose inner-face centroid it resembles above
+        the inner floor; when both exist and differ, the one it resembles more against that VIP's
+        impostor cohort."""
         out: list[Optional[tuple[str, CandidateKind]]] = [None] * len(matched)
-        refs = self.references
-        inner_best = inner @ refs.inner_centroid.T if refs is not None and len(inner) else None
-        names = list(refs.row_of) if refs is not None else []
         for k in range(len(matched)):
             if matched[k] is not None:
                 out[k] = (matched[k], CandidateKind.MATCH)
                 continue
-            options = []
-            if found[k] and found[k][0]["score"] is not None and found[k][0]["score"] >= self.weak_floor:
-                options.append((found[k][0]["identity_id"], CandidateKind.WEAK, found[k][0]["score"]))
-            if inner_best is not None:
-                best = int(np.argmax(inner_best[k]))
-                if inner_best[k, best] >= self.inner_floor:
-                    options.append((names[best], CandidateKind.INNER, float(inner_best[k, best])))
-            options = [o for o in options if refs is None or o[0] in refs.row_of] or options[:1]
-            if len(options) == 2 and options[0][0] != options[1][0]:
-                z = [refs.cohort_z("whole", options[0][0], whole[k]), refs.cohort_z("inner", options[1][0], inner[k])]
-                options = [options[int(np.argmax(z))]]
-            if not options:
+            choice = side.pick(side.options(tops[k], inner[k]), whole[k], inner[k])
+            if choice is None:
                 continue
-            identity, kind, score = options[0]
+            identity, kind, score = choice
             out[k] = (identity, kind)
-            name = refs.display_name.get(identity, identity) if refs is not None else identity
-            if kind is CandidateKind.WEAK:
-                reasons[k].append(f"weak match to {name} ({score:.2f}, below the match threshold "
-                                  f"{self.gallery.match_threshold:.2f}): checked against {name}'s references")
-            else:
-                reasons[k].append(f"inner face resembles {name} ({score:.2f}) although the whole face does not "
-                                  f"match: checked against {name}'s references")
+            reasons[k].append(label + side.reason(identity, kind, score))
         return out
+
+    def _identity_sides(self, faces: pa.Table, aligned: list[np.ndarray]) -> list[tuple]:
+        """Per pack: (side, signal prefix, reason label, matched ids, whole-face tops, whole, inner,
+        outer embeddings). The first pack's match comes from the gallery matcher; the second
+        pack's from its own gallery's centroids."""
+        whole = embeddings_of(faces)
+        inner, outer = region_embeddings(self.pack, aligned)
+        found = faces.column("candidates").to_pylist()
+        tops = [(f[0]["identity_id"], f[0]["score"]) if f else None for f in found]
+        sides = [(self.identity, "", "", faces.column("identity_id").to_pylist(), tops, whole, inner, outer)]
+        if self.second is not None:
+            whole2, inner2, outer2 = self.second.embed(aligned)
+            best, score = self.second.best_match(whole2)
+            names = list(self.second.references.row_of)
+            tops2 = [(names[b], float(v)) for b, v in zip(best, score)]
+            matched2 = [t[0] if t[1] >= self.second.gallery.match_threshold else None for t in tops2]
+            label = f"second pack ({self.second.pack.embedder_id}): "
+            sides.append((self.second, SECOND_PACK_PREFIX, label, matched2, tops2, whole2, inner2, outer2))
+        return sides
 
     def signals(self, table: pa.Table) -> tuple[list[int], list[Optional[str]], list[dict], list[list[str]]]:
         """Positions of face rows, their VIP candidate (or None), signal dicts and reasons."""
@@ -190,18 +173,18 @@ class ForgeryScorer:
             for k, value in zip(judged, detector.score(contexts) if contexts else []):
                 features[k][f"artefact:{detector.name}"] = float(value)
         vip: list[Optional[str]] = [None] * len(positions)
-        if self.gallery is not None:
-            whole = embeddings_of(faces)
-            inner, outer = region_embeddings(self.pack, aligned) if self.references is not None else (None, None)
-            chosen = self.candidates(faces, whole, inner if inner is not None else np.zeros((0, 0)), reasons)
-            for k, candidate in enumerate(chosen):
-                if candidate is None or self.references is None or candidate[0] not in self.references.row_of:
-                    continue
-                identity, kind = candidate
-                reading = self.references.read(identity, whole[k], inner[k], outer[k], kind)
-                features[k].update(reading.values)
-                reasons[k] += reading.reasons(self.references.display_name.get(identity, identity))
-                vip[k] = identity
+        if self.identity is not None:
+            for side, prefix, label, matched, tops, whole, inner, outer in self._identity_sides(faces, aligned):
+                chosen = self.candidates(side, matched, tops, whole, inner, reasons, label)
+                for k, candidate in enumerate(chosen):
+                    if candidate is None or candidate[0] not in side.references.row_of:
+                        continue
+                    identity, kind = candidate
+                    reading = side.references.read(identity, whole[k], inner[k], outer[k], kind)
+                    features[k].update({prefix + name: value for name, value in reading.values.items()})
+                    reasons[k] += [label + why for why in reading.reasons(side.display(identity))]
+                    # The first pack's VIP when it has one: the face's forgery_identity_id.
+                    vip[k] = vip[k] or identity
         for k, row in enumerate(features):
             for name, value in row.items():
                 if name.startswith("artefact:") and value >= ARTEFACT_REASON_AT:

@@ -282,7 +282,8 @@ def run(cache_dir: Path, analyzer, forgery_config, per_family: int, authentic_lf
     if fit:
         scorer_info = {"signals_model": scorer.model_version, "detectors": list(forgery_config.detectors),
                        "model_pack": analyzer.pack.name, "gallery_version": matcher.gallery.version,
-                       "identity_signal": forgery_config.use_identity_signal}
+                       "identity_signal": forgery_config.use_identity_signal,
+                       "second_pack": scorer.second.pack.name if scorer.second is not None else None}
         fusion, report["fitted"] = fitted_on_side(frame, scorer, calibration_side, prior, target_fpr, resamples,
                                                   {"scorer": scorer_info})
         report["_fusion"] = fusion

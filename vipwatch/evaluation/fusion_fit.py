@@ -20,6 +20,7 @@ from core.schema import VERDICT_SUSPECTED, VERDICT_UNVERIFIED
 from index import calibration
 from operators.forgery.fusion import PRESENT, FusionModel, Head, feature_value, fusion_version
 from operators.forgery.identity_signal import SIGNALS
+from operators.forgery.pack_identity import SECOND_PACK_PREFIX
 
 ARTEFACT_PREFIX = "artefact:"
 # A signal present on fewer of a head's rows is left out of that head.
@@ -39,8 +40,9 @@ def prior_shift(prior: float, training_share: float = 0.5) -> float:
     return logit(prior) - logit(training_share)
 
 
-# Prefix of another model pack's identity signals on the same face (vipwatch/evaluation/pack_ensemble.py).
-SECOND_PACK = "pack2:"
+# Prefix of a second model pack's identity signals on the same face (ForgeryConfig.second_pack;
+# vipwatch/evaluation/pack_ensemble.py pairs two benchmark runs the same way).
+SECOND_PACK = SECOND_PACK_PREFIX
 
 
 def feature_rows(frame: pd.DataFrame, features: list[str]) -> np.ndarray:
@@ -163,7 +165,8 @@ def fit_head(frame: pd.DataFrame, features: list[str], prior: float, target_fpr:
 def identity_features(frame: pd.DataFrame) -> list[str]:
     """The scorer's identity signals in the frame, less the raw similarities (the deficits, gaps
     and cohort z-scores standardise the same cosines per VIP)."""
-    return [c for c in SIGNALS if c in frame and not c.endswith("_similarity")]
+    names = [c for c in SIGNALS if not c.endswith("_similarity")]
+    return [c for c in names if c in frame] + [SECOND_PACK + c for c in names if SECOND_PACK + c in frame]
 
 
 def fit_fusion(frame: pd.DataFrame, prior: float = 0.01, target_fpr: float = 0.005,

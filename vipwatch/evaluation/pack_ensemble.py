@@ -62,7 +62,7 @@ def pair_faces(first: pd.DataFrame, second: pd.DataFrame, min_overlap: float = M
 
 def recipes(frame: pd.DataFrame) -> dict[str, tuple[list[str], str]]:
     """name -> (candidate features, which VIP flag): first pack alone, second alone, both."""
-    own = fusion_fit.identity_features(frame)
+    own = [s for s in fusion_fit.identity_features(frame) if not s.startswith(fusion_fit.SECOND_PACK)]
     second = [fusion_fit.SECOND_PACK + s for s in own]
     return {"first": (own, "vip_first"), "second": (second, "vip_second"), "both": (own + second, "vip")}
 

@@ -134,3 +134,24 @@ def test_non_vip_cohort_joins_the_whole_face_impostors(scorer, strangers, onnx_a
     changed = [with_cohort.references.stats[i]["whole_cohort_mean"] != without.references.stats[i]["whole_cohort_mean"]
                for i in without.references.row_of]
     assert all(changed)
+
+
+def test_candidate_rate_widens_the_check_and_is_recorded(scorer, strangers):
+    """``weak_match_fpir`` sets how many non-matching faces are checked against their nearest VIP:
+    the default checks a minority of strangers, 1.0 every one; the rate is part of forgery_model
+    because it changes which faces get a VIP verdict."""
+    from core.config import ForgeryConfig
+
+    matcher, default = scorer
+    rows, scored = strangers
+    everyone = ForgeryScorer(gallery=matcher.gallery, pack=default.pack, detectors=[],
+                             forgery=ForgeryConfig(weak_match_fpir=1.0))
+    wide = everyone(rows).to_pylist()
+    faces = [k for k, r in enumerate(scored) if r["status"] == "ok" and r["identity_id"] is None]
+    checked_default = {k for k in faces if scored[k]["forgery_identity_id"]}
+    checked_wide = {k for k in faces if wide[k]["forgery_identity_id"]}
+    assert checked_wide == set(faces)
+    assert checked_default < checked_wide and len(checked_default) < len(faces) / 2
+    assert "/weak0.1/" in default.model_version and "/weak1/" in everyone.model_version
+    with pytest.raises(ValueError):
+        ForgeryConfig(weak_match_fpir=0.0)

@@ -2,6 +2,9 @@
 import argparse
 from pathlib import Path
 
+import pytest
+from pydantic import ValidationError
+
 from vipwatch.cli import add_forgery_args, forgery_config
 
 
@@ -26,3 +29,18 @@ def test_uris_names_and_defaults_pass_unchanged(tmp_path, monkeypatch):
     default = _config([])
     assert default.fusion_model == "shipped" and default.detectors == []
     assert _config(["--forgery-detector", "none"]).detectors == []
+
+
+def test_second_pack_options_need_each_other_and_go_absolute(tmp_path, monkeypatch):
+    (tmp_path / "onnx-pack").mkdir()
+    (tmp_path / "gallery-2").mkdir()
+    monkeypatch.chdir(tmp_path)
+    config = _config(["--second-pack", "onnx-pack", "--second-embedder-file", "mobilefacenet_128.onnx",
+                      "--second-gallery", "gallery-2", "--weak-match-fpir", "0.3"])
+    assert config.second_pack.pack == str(tmp_path.resolve() / "onnx-pack")
+    assert config.second_pack.embedder_file == "mobilefacenet_128.onnx"
+    assert config.second_gallery == str(tmp_path.resolve() / "gallery-2") and config.weak_match_fpir == 0.3
+    assert _config(["--second-pack", "dlib", "--second-gallery", "s3://g/two"]).second_pack.pack == "dlib"
+    assert _config([]).second_pack is None
+    with pytest.raises(ValidationError):
+        _config(["--second-pack", "dlib"])
