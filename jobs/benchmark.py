@@ -58,6 +58,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--forgery", action=argparse.BooleanOptionalAction, default=True,
                         help="the forgery stage with the shipped ForgeryConfig, on both sides (default: on, as "
                              "shipped); --no-forgery: the face chain only")
+    parser.add_argument("--second-pack", default=None,
+                        help="the opt-in second embedder of the identity signal (ForgeryConfig.second_pack) on both "
+                             "sides; the benchmark enrols its gallery too")
+    parser.add_argument("--second-embedder-file", default=None, help="ONNX file name inside --second-pack")
     parser.add_argument("--timeline", default=None, help="write Ray's task timeline (Chrome trace JSON) here")
     tuning = parser.add_argument_group("tuning (default: core.config.RayResources)")
     tuning.add_argument("--batch-size", type=int, default=None)

@@ -49,7 +49,7 @@ def add_forgery_args(parser: argparse.ArgumentParser) -> None:
                             "(default: ForgeryConfig.weak_match_fpir)")
 
 
-def _absolute(uri: str) -> str:
+def absolute_uri(uri: str) -> str:
     """Ray workers need not share the driver's working directory: a local path goes absolute."""
     local = Path(uri)
     return str(local.resolve()) if "://" not in uri and local.exists() else uri
@@ -58,11 +58,11 @@ def _absolute(uri: str) -> str:
 def forgery_config(args: argparse.Namespace) -> ForgeryConfig:
     config = ForgeryConfig(enabled=not args.no_forgery, use_identity_signal=not args.no_identity_signal)
     if args.forgery_fusion:
-        config.fusion_model = _absolute(args.forgery_fusion)
+        config.fusion_model = absolute_uri(args.forgery_fusion)
     if getattr(args, "second_pack", None):
-        config.second_pack = ModelPackConfig(pack=_absolute(args.second_pack), embedder_file=args.second_embedder_file,
+        config.second_pack = ModelPackConfig(pack=absolute_uri(args.second_pack), embedder_file=args.second_embedder_file,
                                              device=getattr(args, "device", "auto"))
-        config.second_gallery = _absolute(args.second_gallery) if args.second_gallery else None
+        config.second_gallery = absolute_uri(args.second_gallery) if args.second_gallery else None
         ForgeryConfig.model_validate(config.model_dump())
     if getattr(args, "weak_match_fpir", None) is not None:
         config.weak_match_fpir = args.weak_match_fpir

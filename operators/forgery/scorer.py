@@ -1,7 +1,7 @@
 """ForgeryScorer: fills forgery_score / verdict / reasons / forgery_signals / forgery_model on
 WORK_SCHEMA face rows, after GalleryMatcher. Holds the artefact detectors, the embedder (for the
-inner-face / outer-ring crops), the gallery's reference side and the fusion model, all loaded
-once per actor."""
+inner-face / outer-ring crops), the gallery's reference side (operators/forgery/pack_identity.py;
+opt-in, a second pack's as well) and the fusion model, all loaded once per actor."""
 from __future__ import annotations
 
 import math

@@ -25,8 +25,8 @@ from vipwatch.enrol import enroll
 from operators.face_analyzer import FaceAnalyzer
 from operators.forgery.scorer import ForgeryScorer
 from core import storage
-from vipwatch.cli import model_config
-from core.config import SHARED_DIR, CrawlConfig, ForgeryConfig, RayResources
+from vipwatch.cli import absolute_uri, model_config
+from core.config import SHARED_DIR, CrawlConfig, ForgeryConfig, ModelPackConfig, RayResources
 from vipwatch.ray_cluster import init_ray
 from vipwatch.s3server import LocalS3Server
 
@@ -116,6 +116,14 @@ def image_benchmark(args) -> dict:
                            max_per_identity=args.gallery_per_identity, analyzer=FaceAnalyzer(model, aligned=True))
         gallery_uri = "s3://bench/gallery"
         enrolment.gallery.save(gallery_uri, server.storage())
+        forgery = ForgeryConfig(enabled=args.forgery)
+        if getattr(args, "second_pack", None):
+            second = ModelPackConfig(pack=absolute_uri(args.second_pack), embedder_file=args.second_embedder_file,
+                                     device=model.device)
+            second_enrolment = enroll(str(SHARED_DIR.joinpath(*FACES_ALIGNED_SUBDIR)), second, aligned=True,
+                                      max_per_identity=args.gallery_per_identity)
+            second_enrolment.gallery.save("s3://bench/gallery-second", server.storage())
+            forgery = ForgeryConfig(enabled=args.forgery, second_pack=second, second_gallery="s3://bench/gallery-second")
         # Ray starts its workers at nice 15. Alone on a node that changes nothing; on a shared
         # machine it hands the workers' CPU to everyone else's nice-0 processes while the raw loop
         # runs at nice 0, so the comparison would measure the neighbours. Same niceness for both.
@@ -136,7 +144,7 @@ def image_benchmark(args) -> dict:
                                                     corpus_files[:args.warmup_images]).encode(), server.storage())
             warm_config = CrawlConfig(input=manifest, gallery=gallery_uri, output="s3://bench/warmup-out",
                                       job_id="warmup", model=model, resources=resources, storage=server.storage(),
-                                      forgery=ForgeryConfig(enabled=args.forgery))
+                                      forgery=forgery)
             warm = run_crawl(warm_config)
             warmup = {"images": warm.inputs, "seconds": round(warm.seconds, 1)}
             log.info("warm-up crawl: %d images in %.1f s", warm.inputs, warm.seconds)
@@ -145,7 +153,7 @@ def image_benchmark(args) -> dict:
         for repeat in range(args.repeat):
             config = CrawlConfig(input=corpus_uri, gallery=gallery_uri, output=f"s3://bench/out-{repeat}",
                                  job_id=f"benchmark-{repeat}", model=model, resources=resources,
-                                 storage=server.storage(), forgery=ForgeryConfig(enabled=args.forgery),
+                                 storage=server.storage(), forgery=forgery,
                                  **({"min_rows_per_file": args.min_rows_per_file}
                                     if args.min_rows_per_file is not None else {}),
                                  **({"shard_size": args.shard_size} if args.shard_size else {}))
@@ -179,6 +187,7 @@ def image_benchmark(args) -> dict:
     return {
         "mode": "images", "images": count, "corpus_mix": mix, "repeats": args.repeat,
         "model_pack": analyzer.pack.name, "resources": resources.model_dump(), "forgery_stage": args.forgery,
+        "second_pack": forgery.second_pack.pack if forgery.second_pack is not None else None,
         "shard_size": config.shard_size, "min_rows_per_file": config.min_rows_per_file,
         "raw_operators": runs[-1]["raw"]["operators"],
         "warmup": warmup, "cluster_cpus": cluster.get("CPU"), "ray_worker_niceness": args.ray_worker_niceness, "raw_niceness": os.nice(0), "upload_s": round(upload_s, 1),
