@@ -64,6 +64,7 @@ class PackIdentity:
         self.cohort_version = cohort.version if cohort is not None else None
         self.references = IdentityReferences(gallery, top_k=config.reference_top_k,
                                              non_vip_cohort=cohort.embeddings if cohort is not None else None)
+        self.identity_ids = list(self.references.row_of)  # row order of the centroids
         self.weak_floor = weak_match_floor(gallery, config.weak_match_fpir)
         self.inner_floor = inner_match_floor(gallery, self.references, config.weak_match_fpir)
         self.version = (f"{REGIONS_VERSION}/{pack.embedder_id}/top{config.reference_top_k}"
@@ -95,7 +96,7 @@ class PackIdentity:
             similarity = inner @ self.references.inner_centroid.T
             best = int(np.argmax(similarity))
             if similarity[best] >= self.inner_floor:
-                out.append((list(self.references.row_of)[best], CandidateKind.INNER, float(similarity[best])))
+                out.append((self.identity_ids[best], CandidateKind.INNER, float(similarity[best])))
         return out
 
     def pick(self, options: list[tuple[str, CandidateKind, float]], whole: np.ndarray,

@@ -141,8 +141,7 @@ class ForgeryScorer:
         if self.second is not None:
             whole2, inner2, outer2 = self.second.embed(aligned)
             best, score = self.second.best_match(whole2)
-            names = list(self.second.references.row_of)
-            tops2 = [(names[b], float(v)) for b, v in zip(best, score)]
+            tops2 = [(self.second.identity_ids[b], float(v)) for b, v in zip(best, score)]
             matched2 = [t[0] if t[1] >= self.second.gallery.match_threshold else None for t in tops2]
             label = f"second pack ({self.second.pack.embedder_id}): "
             sides.append((self.second, SECOND_PACK_PREFIX, label, matched2, tops2, whole2, inner2, outer2))
