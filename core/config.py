@@ -147,6 +147,12 @@ class ForgeryConfig(BaseModel):
     # per face, so it is opt-in, and only a fusion fitted with it uses its signals.
     second_pack: Optional[ModelPackConfig] = None
     second_gallery: Optional[str] = None
+    # Inner-face vs outer-ring identity consistency of every face (operators/forgery/
+    # region_consistency.py; heads trained on authentic faces by jobs.train_region_consistency):
+    # "shipped" uses the package's heads for each pack's embedder where there are some, "off"
+    # none, or an artefact URI (trained on the scorer's own pack). Its signal only enters a
+    # fusion fitted with it.
+    region_consistency: Optional[str] = "shipped"
     # Identity similarities are to the nearest references of a VIP: mean of the top k cosines.
     reference_top_k: int = 3
     # Quality gate (operators/forgery/quality.py): below either, artefact detectors do not judge

@@ -83,6 +83,17 @@ def onnx_gallery(enrol_root, onnx_aligned_analyzer, tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def dlib_gallery(enrol_root, tmp_path_factory):
+    """dlib-pack gallery of the same 14 identities (no cohort), saved locally. Returns its root URI."""
+    from vipwatch.enrol import enroll
+
+    enrolment = enroll(str(enrol_root), DLIB_PACK, aligned=True, cohort=None)
+    root = tmp_path_factory.mktemp("gallery_dlib")
+    enrolment.gallery.save(str(root))
+    return str(root)
+
+
+@pytest.fixture(scope="session")
 def swap_dir(tmp_path_factory):
     """Classical face swaps of faces_aligned identities (jobs.make_swaps): real/<id>/, fake/<id>/."""
     from vipwatch.evaluation.swaps import make_swaps

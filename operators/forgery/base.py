@@ -5,6 +5,17 @@ from typing import Protocol
 
 import numpy as np
 
+ARTEFACT_PREFIX = "artefact:"
+# Name prefix of a second model pack's signals (ForgeryConfig.second_pack).
+SECOND_PACK_PREFIX = "pack2:"
+# Signals any face can carry, VIP candidate or not (artefact detectors, region consistency):
+# the generic head fuses them.
+GENERIC_PREFIXES = (ARTEFACT_PREFIX, "consistency:")
+
+
+def is_generic(name: str) -> bool:
+    return name.removeprefix(SECOND_PACK_PREFIX).startswith(GENERIC_PREFIXES)
+
 
 class ArtefactDetector(Protocol):
     #: short signal name used in forgery_signals / reasons, e.g. "mesonet_df", "sbi"

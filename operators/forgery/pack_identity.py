@@ -14,12 +14,13 @@ from index import calibration
 from index.cohort import Cohort
 from index.forgery_reference import INNER_COLUMN
 from index.gallery import Gallery, embeddings_of
+from operators.forgery.base import SECOND_PACK_PREFIX
 from operators.forgery.face_regions import REGIONS_VERSION
 from operators.forgery.identity_signal import CandidateKind, IdentityReferences, region_embeddings
+from operators.forgery.region_consistency import RegionConsistency, resolve as resolve_consistency
 from core.config import ForgeryConfig, StorageConfig
 
-# Name prefix of the second pack's signals in forgery_signals and in a fusion's features.
-SECOND_PACK_PREFIX = "pack2:"
+__all__ = ["PackIdentity", "SECOND_PACK_PREFIX", "inner_match_floor", "weak_match_floor"]
 
 
 def weak_match_floor(gallery: Gallery, rate: float) -> float:
@@ -67,6 +68,9 @@ class PackIdentity:
         self.identity_ids = list(self.references.row_of)  # row order of the centroids
         self.weak_floor = weak_match_floor(gallery, config.weak_match_fpir)
         self.inner_floor = inner_match_floor(gallery, self.references, config.weak_match_fpir)
+        # Inner-vs-outer consistency heads for this embedder (any face, VIP or not), when trained.
+        self.consistency: Optional[RegionConsistency] = resolve_consistency(config.region_consistency,
+                                                                            pack.embedder_id, storage)
         self.version = (f"{REGIONS_VERSION}/{pack.embedder_id}/top{config.reference_top_k}"
                         f"/weak{config.weak_match_fpir:g}"
                         + (f"/cohort={self.cohort_version}" if self.cohort_version else ""))

@@ -12,17 +12,21 @@ import pandas as pd
 import pyarrow as pa
 
 from index.gallery import Gallery, embeddings_of
+from operators.forgery.base import ARTEFACT_PREFIX, is_generic
 from operators.forgery.detectors import load_detectors
 from operators.forgery.fusion import FusionModel, load_fusion
 from operators.forgery.identity_signal import SIGNALS, CandidateKind, region_embeddings
 from operators.forgery.pack_identity import SECOND_PACK_PREFIX, PackIdentity
 from operators.forgery.quality import gate_reason, inter_ocular_px, sharpness
+from operators.forgery.region_consistency import SIGNAL as CONSISTENCY_SIGNAL
 from core.config import ForgeryConfig, ModelPackConfig, StorageConfig
 from core.schema import ALIGNED_SIZE, CONTEXT_SIZE, STATUS_OK, WORK_SCHEMA, set_columns
 from core.schema import VERDICT_AUTHENTIC as AUTHENTIC, VERDICT_SUSPECTED as SUSPECTED, VERDICT_UNVERIFIED as UNVERIFIED
 from operators.packs import load_model_pack
 
 ARTEFACT_REASON_AT = 0.5
+# Region inconsistency (spreads below authentic faces) from which a face's reasons mention it.
+CONSISTENCY_REASON_AT = 3.0
 
 
 def _crop(raw: bytes, size: int) -> np.ndarray:
@@ -52,11 +56,17 @@ class ForgeryScorer:
         self.cohort_version = self.identity.cohort_version if self.identity is not None else None
         self.pack = pack
         self._check_fusion_features()
+        # A reason names a signal only when the fusion weighs it.
+        self._fused = {f for vip in (True, False) for head in [self.fusion.head(vip)] if head is not None
+                       for f in head.features} if isinstance(self.fusion, FusionModel) else set()
         parts = [self.fusion.version] + [f"{d.name}={d.version}" for d in self.detectors]
         if self.identity is not None:
             parts.append(f"identity={self.identity.version}")
         if self.second is not None:
             parts.append(f"pack2={self.second.version}/gallery={self.second.gallery.version}")
+        for side, prefix in self._sides():
+            if side.consistency is not None:
+                parts.append(f"{prefix}consistency={side.consistency.version}")
         self.model_version = ";".join(parts)
 
     def _second_identity(self, second_pack, storage: StorageConfig | None) -> PackIdentity:
@@ -73,6 +83,11 @@ class ForgeryScorer:
             second_pack = load_model_pack(self.config.second_pack, storage, threads=1)
         return PackIdentity(second_gallery, second_pack, self.config, storage)
 
+    def _sides(self) -> list[tuple[PackIdentity, str]]:
+        """Each pack's identity side with its signal prefix."""
+        return [(side, prefix) for side, prefix in ((self.identity, ""), (self.second, SECOND_PACK_PREFIX))
+                if side is not None]
+
     def gallery_independent_parts(self) -> dict:
         """Constructor arguments that do not depend on the gallery: a gallery swap (Serve) builds
         the new scorer with these instead of loading the models again."""
@@ -80,7 +95,8 @@ class ForgeryScorer:
                 "second_pack": self.second.pack if self.second is not None else None}
 
     def available_features(self, vip: bool) -> set[str]:
-        names = {f"artefact:{d.name}" for d in self.detectors}
+        names = {f"{ARTEFACT_PREFIX}{d.name}" for d in self.detectors}
+        names |= {prefix + CONSISTENCY_SIGNAL for side, prefix in self._sides() if side.consistency is not None}
         if vip and self.identity is not None:
             names |= set(SIGNALS)
         if vip and self.second is not None:
@@ -163,9 +179,10 @@ class ForgeryScorer:
         aligned = [_crop(raw, ALIGNED_SIZE) for raw in faces.column("aligned_face").to_pylist()]
         measures, why_not = self.quality_gate(faces.column("landmarks").to_pylist(), aligned)
         judged = [k for k, why in enumerate(why_not) if why is None]
+        gated_signals = bool(self.detectors) or any(side.consistency is not None for side, _ in self._sides())
         for k, why in enumerate(why_not):
             features[k].update(measures[k])
-            if why is not None and self.detectors:
+            if why is not None and gated_signals:
                 reasons[k].append(why)
         contexts = [_crop(raw_contexts[k], CONTEXT_SIZE) for k in judged] if self.detectors else []
         for detector in self.detectors:
@@ -174,6 +191,12 @@ class ForgeryScorer:
         vip: list[Optional[str]] = [None] * len(positions)
         if self.identity is not None:
             for side, prefix, label, matched, tops, whole, inner, outer in self._identity_sides(faces, aligned):
+                if side.consistency is not None and judged:
+                    values = side.consistency.inconsistency(inner[judged], outer[judged])
+                    for k, value in zip(judged, values):
+                        features[k][prefix + CONSISTENCY_SIGNAL] = float(value)
+                        if value >= CONSISTENCY_REASON_AT and prefix + CONSISTENCY_SIGNAL in self._fused:
+                            reasons[k].append(label + side.consistency.reason(float(value)))
                 chosen = self.candidates(side, matched, tops, whole, inner, reasons, label)
                 for k, candidate in enumerate(chosen):
                     if candidate is None or candidate[0] not in side.references.row_of:
@@ -186,13 +209,14 @@ class ForgeryScorer:
                     vip[k] = vip[k] or identity
         for k, row in enumerate(features):
             for name, value in row.items():
-                if name.startswith("artefact:") and value >= ARTEFACT_REASON_AT:
+                if name.startswith(ARTEFACT_PREFIX) and value >= ARTEFACT_REASON_AT:
                     reasons[k].append(f"{name.split(':', 1)[1]} artefact score {value:.2f}")
         return positions, vip, features, reasons
 
     def fuse(self, vip: list[Optional[str]], features: list[dict]) -> tuple[np.ndarray, list[str], list[float]]:
         """Scores and verdicts. A VIP candidate's face is judged by the vip head. Any other face
-        is scored by the generic head only when an artefact detector judged it (not gated), and
+        is scored by the generic head only when a generic signal (an artefact detector's, region
+        consistency) judged it (not gated), and
         gets a verdict only from a calibrated generic head (``generic_verdicts``): a deepfake of
         a stranger (e.g. a FaceSwap video of two non-VIPs) is still a deepfake; an uncalibrated
         ranking raises nothing."""
@@ -200,7 +224,7 @@ class ForgeryScorer:
         thresholds = [math.nan] * len(features)
         for is_vip in (True, False):
             ks = [k for k, v in enumerate(vip) if (v is not None) == is_vip
-                  and (is_vip or any(name.startswith("artefact:") for name in features[k]))]
+                  and (is_vip or any(is_generic(name) for name in features[k]))]
             if not ks:
                 continue
             rows = [features[k] for k in ks]
@@ -231,7 +255,7 @@ class ForgeryScorer:
         for k, position in enumerate(positions):
             why = list(reasons[k])
             if math.isnan(scores[k]):
-                why.append("no VIP candidate and no artefact signal: nothing to score")
+                why.append("no VIP candidate and no generic signal: nothing to score")
             else:
                 out_score[position] = float(scores[k])
                 if vip[k] is None and verdicts[k] == UNVERIFIED:

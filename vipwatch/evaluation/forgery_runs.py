@@ -12,6 +12,7 @@ from core.config import CrawlConfig, StorageConfig
 from core.schema import STATUS_OK
 from core.storage import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS
 from operators.decode import ImageDecoder
+from operators.forgery.base import is_generic
 from operators.forgery.fusion import feature_value
 from operators.forgery.identity_signal import SIGNALS
 from operators.runner import ChainRunner
@@ -56,7 +57,7 @@ def score_labelled(pairs: list[tuple[str, int]], runner: ChainRunner) -> pd.Data
 
 
 def signal_columns(frame: pd.DataFrame) -> list[str]:
-    return [c for c in frame.columns if c.startswith("artefact:") or c in SIGNALS]
+    return [c for c in frame.columns if is_generic(c) or c in SIGNALS]
 
 
 def feature_matrix(frame: pd.DataFrame, features: list[str]) -> np.ndarray:

@@ -18,11 +18,11 @@ import pandas as pd
 
 from core.schema import VERDICT_SUSPECTED, VERDICT_UNVERIFIED
 from index import calibration
+from operators.forgery.base import is_generic
 from operators.forgery.fusion import PRESENT, FusionModel, Head, feature_value, fusion_version
 from operators.forgery.identity_signal import SIGNALS
 from operators.forgery.pack_identity import SECOND_PACK_PREFIX
 
-ARTEFACT_PREFIX = "artefact:"
 # A signal present on fewer of a head's rows is left out of that head.
 MIN_FEATURE_SHARE = 0.2
 # The verdict threshold keeps its false-alarm promise in this share of group resamples.
@@ -80,7 +80,7 @@ def expected_sign(name: str) -> int:
         name = name[len(SECOND_PACK):]
     if name.startswith(PRESENT) or name == "inner_cohort_z":
         return 0
-    if name.startswith(ARTEFACT_PREFIX) or name.endswith(("_deficit", "_gap")):
+    if is_generic(name) or name.endswith(("_deficit", "_gap")):
         return 1
     if name == "identity_cohort_z" or name.endswith("_similarity"):
         return -1
@@ -172,17 +172,18 @@ def identity_features(frame: pd.DataFrame) -> list[str]:
 def fit_fusion(frame: pd.DataFrame, prior: float = 0.01, target_fpr: float = 0.005,
                metadata: dict | None = None) -> FusionModel:
     """``frame``: one row per scored face with ``label``, ``vip`` (the scorer found a VIP
-    candidate) and one column per signal. vip head: identity + artefact signals on vip rows;
-    generic head: artefact signals on the faces an artefact detector judged, its threshold set on
-    those without a VIP candidate (the faces it judges in the scorer)."""
-    artefacts = sorted(c for c in frame.columns if c.startswith(ARTEFACT_PREFIX))
+    candidate) and one column per signal. vip head: identity + generic signals (artefact
+    detectors', region consistency) on vip rows; generic head: generic signals on the faces one
+    of them judged, its threshold set on those without a VIP candidate (the faces it judges in
+    the scorer)."""
+    generic = sorted(c for c in frame.columns if is_generic(c))
     vip = frame["vip"].to_numpy(bool)
     vip_rows = frame[vip]
-    judged = frame[artefacts].notna().any(axis=1).to_numpy() if artefacts else np.zeros(len(frame), bool)
+    judged = frame[generic].notna().any(axis=1).to_numpy() if generic else np.zeros(len(frame), bool)
     heads, fits = {}, {}
     for name, rows, candidates, threshold_rows in (
-            ("vip", vip_rows, identity_features(frame) + artefacts, None),
-            ("generic", frame[judged], artefacts, ~vip[judged])):
+            ("vip", vip_rows, identity_features(frame) + generic, None),
+            ("generic", frame[judged], generic, ~vip[judged])):
         head, fits[name] = fit_head(rows, usable_features(rows, candidates), prior, target_fpr, threshold_rows)
         if head is not None:
             heads[name] = head
@@ -201,7 +202,7 @@ def fit_fusion(frame: pd.DataFrame, prior: float = 0.01, target_fpr: float = 0.0
 
 
 def row_signals(frame: pd.DataFrame) -> list[dict[str, float]]:
-    columns = [c for c in frame.columns if c.startswith((ARTEFACT_PREFIX, "quality:")) or c in SIGNALS]
+    columns = [c for c in frame.columns if is_generic(c) or c.startswith("quality:") or c in SIGNALS]
     return [{k: float(v) for k, v in zip(columns, row) if pd.notna(v)}
             for row in frame[columns].itertuples(index=False, name=None)]
 

@@ -13,7 +13,7 @@ from operators.forgery.pack_identity import SECOND_PACK_PREFIX
 from operators.forgery.scorer import ForgeryScorer
 from operators.matcher import GalleryMatcher
 from tests.support.shared_data import DLIB_PACK, ONNX_PACK
-from vipwatch.enrol import embed_images, enroll
+from vipwatch.enrol import embed_images
 from vipwatch.evaluation import fusion_fit
 
 DLIB_EMBEDDER_PREFIX = "dlib_resnet_v1@"
@@ -21,14 +21,6 @@ DLIB_EMBEDDER_PREFIX = "dlib_resnet_v1@"
 
 def _signals(row) -> dict:
     return {s["name"]: s["value"] for s in row["forgery_signals"] or []}
-
-
-@pytest.fixture(scope="module")
-def dlib_gallery(enrol_root, tmp_path_factory):
-    enrolment = enroll(str(enrol_root), DLIB_PACK, aligned=True, cohort=None)
-    root = tmp_path_factory.mktemp("gallery_dlib")
-    enrolment.gallery.save(str(root))
-    return str(root)
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,117 @@
+"""Region consistency (operators/forgery/region_consistency.py): the shipped dlib heads, trained
+on LFW people only, read real faces_aligned crops of the 14 VIPs (never trained on) and classical
+swaps of them; the scorer adds the signal to every judged face, VIP or not, and names it in
+forgery_model."""
+import numpy as np
+import pytest
+from sklearn.metrics import roc_auc_score
+
+from core.config import ForgeryConfig
+from operators.decode import ImageDecoder
+from operators.face_analyzer import FaceAnalyzer
+from operators.forgery.fusion import FusionModel, Head
+from operators.forgery.identity_signal import region_embeddings
+from operators.forgery.region_consistency import SIGNAL, resolve, shipped_for
+from operators.forgery.scorer import ForgeryScorer
+from operators.matcher import GalleryMatcher
+from operators.packs import load_model_pack
+from tests.support.shared_data import DLIB_PACK, FACES_ALIGNED
+from vipwatch.enrol import embed_images
+
+
+@pytest.fixture(scope="module")
+def dlib_pack():
+    return load_model_pack(DLIB_PACK)
+
+
+@pytest.fixture(scope="module")
+def heads(dlib_pack):
+    return resolve("shipped", dlib_pack.embedder_id)
+
+
+def _crops(paths):
+    import cv2
+
+    return [cv2.cvtColor(cv2.imread(str(p)), cv2.COLOR_BGR2RGB) for p in paths]
+
+
+def test_shipped_heads_match_their_embedder(heads, dlib_pack, tmp_path):
+    assert heads is not None and heads.embedder_id == dlib_pack.embedder_id
+    assert shipped_for("no_such_embedder@00000000") is None
+    assert resolve("off", dlib_pack.embedder_id) is None
+    # The VIPs' people were left out of training: the unit tests below read unseen faces.
+    trained_on = set(heads.manifest["training_data"]["identities"])
+    assert not trained_on & {"Barack_Obama", "Keanu_Reeves", "Halle_Berry"}
+    with pytest.raises(ValueError, match="trained on"):
+        resolve(shipped_for(dlib_pack.embedder_id), "mobilefacenet_128@85cdeb73")
+
+
+def test_own_regions_agree_more_than_two_peoples(heads, dlib_pack):
+    people = sorted(p for p in FACES_ALIGNED.iterdir() if p.is_dir())
+    paths = [image for person in people for image in sorted(person.iterdir())[20:24]]
+    owners = np.array([p.parent.name for p in paths])
+    inner, outer = region_embeddings(dlib_pack, _crops(paths))
+    a, b = heads.mapped(inner, outer)
+    cosines = a @ b.T
+    other = owners[:, None] != owners[None, :]
+    own = np.diag(cosines)
+    auc = roc_auc_score(np.r_[np.ones(len(own)), np.zeros(int(other.sum()))], np.r_[own, cosines[other]])
+    raw = inner @ outer.T
+    raw_auc = roc_auc_score(np.r_[np.ones(len(own)), np.zeros(int(other.sum()))], np.r_[np.diag(raw), raw[other]])
+    assert auc > 0.8 and auc > raw_auc + 0.05, (auc, raw_auc)
+
+
+def test_swaps_read_as_less_consistent(heads, dlib_pack, swap_dir):
+    real = sorted((swap_dir / "real").glob("*/*"))
+    fake = sorted((swap_dir / "fake").glob("*/*"))
+    values = heads.inconsistency(*region_embeddings(dlib_pack, _crops(real + fake)))
+    labels = np.r_[np.zeros(len(real)), np.ones(len(fake))]
+    assert roc_auc_score(labels, values) > 0.7
+
+
+@pytest.fixture(scope="module")
+def scored_rows(dlib_gallery, swap_dir, dlib_pack):
+    matcher = GalleryMatcher(dlib_gallery)
+    uris = sorted(str(p) for p in swap_dir.glob("*/*/*"))
+    rows = matcher(embed_images(uris, FaceAnalyzer(DLIB_PACK, aligned=True, pack=dlib_pack), ImageDecoder()))
+    with_it = ForgeryScorer(gallery=matcher.gallery, pack=dlib_pack, detectors=[])
+    without = ForgeryScorer(gallery=matcher.gallery, pack=dlib_pack, detectors=[],
+                            forgery=ForgeryConfig(region_consistency="off"))
+    return rows, with_it, without
+
+
+def _signals(row) -> dict:
+    return {s["name"]: s["value"] for s in row["forgery_signals"] or []}
+
+
+def test_scorer_adds_the_signal_to_every_judged_face(scored_rows, heads):
+    rows, with_it, without = scored_rows
+    on, off = with_it(rows).to_pylist(), without(rows).to_pylist()
+    faces = [(a, b) for a, b in zip(on, off) if a["status"] == "ok"]
+    assert faces
+    for a, b in faces:
+        signals = _signals(a)
+        judged = signals["quality:inter_ocular_px"] >= 32 and signals["quality:sharpness"] >= 50
+        assert (SIGNAL in signals) == judged
+        assert {k: v for k, v in signals.items() if k != SIGNAL} == _signals(b)
+        # The shipped fusion does not weigh the signal: same score, and no reason names it.
+        assert a["forgery_score"] == b["forgery_score"]
+        assert not any("different people" in r for r in a["reasons"])
+        assert f"consistency={heads.version}" in a["forgery_model"]
+        assert "consistency=" not in b["forgery_model"]
+
+
+def test_a_fusion_that_weighs_it_scores_and_explains_with_it(scored_rows):
+    rows, with_it, _ = scored_rows
+    head = dict(features=[SIGNAL], coef=[2.0], intercept=-4.0, threshold=0.5, fill=[0.0])
+    fusion = FusionModel(heads={"vip": Head(**head), "generic": Head(**head)}, version="fusion-test",
+                         metadata={"prior": 0.01})
+    scorer = ForgeryScorer(gallery=with_it.gallery, pack=with_it.pack, detectors=[], fusion=fusion)
+    out = [r for r in scorer(rows).to_pylist() if r["status"] == "ok"]
+    judged = [r for r in out if SIGNAL in _signals(r)]
+    assert judged
+    for row in judged:
+        value = _signals(row)[SIGNAL]
+        assert row["forgery_score"] == pytest.approx(1 / (1 + np.exp(-(2.0 * value - 4.0))), rel=1e-4)
+        assert (row["verdict"] == "suspected_forgery") == (value >= 2.0)
+        assert any("different people" in why for why in row["reasons"]) == (value >= 3.0)
