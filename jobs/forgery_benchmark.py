@@ -45,6 +45,9 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--target-fpr", type=float, default=0.005, help="authentic faces flagged at the threshold")
     parser.add_argument("--calibration-side", default="A", choices=["A", "B"])
     parser.add_argument("--bootstrap", type=int, default=500, help="bootstrap resamples (by identity / group)")
+    parser.add_argument("--fusion-heads", default="vip,generic", choices=["vip,generic", "vip"],
+                        help="heads the refits fit: 'vip' leaves faces without a VIP candidate unverified, and "
+                             "generic signals (artefact, region consistency) only join the vip head")
     parser.add_argument("--write-fusion", default=None, help="write the fitted fusion artefact under this directory")
     parser.add_argument("--no-external-videos", action="store_true",
                         help="skip the FF++ 634 / 634_660 check (e.g. while choosing signals, so it is not tuned to)")
@@ -68,7 +71,7 @@ def main(argv: list[str] | None = None) -> dict:
                        args.seed, args.enrolled, tuple(args.families.split(",")), args.prior, args.target_fpr,
                        args.bootstrap, args.calibration_side, args.max_other_photos,
                        external=not args.no_external_videos, unseen_people=args.unseen_people,
-                       unseen=not args.no_unseen_authentic)
+                       unseen=not args.no_unseen_authentic, heads=tuple(args.fusion_heads.split(",")))
     frame, fusion, data = report.pop("_frame"), report.pop("_fusion"), report.pop("_data")
     command = "python -m jobs.forgery_benchmark " + " ".join(shlex.quote(a) for a in (argv if argv is not None
                                                                                        else sys.argv[1:]))

@@ -47,6 +47,9 @@ def add_forgery_args(parser: argparse.ArgumentParser) -> None:
                        help="a face below the match threshold is checked against its nearest VIP (whole or inner "
                             "face) when it scores above that VIP's impostor quantile at this rate; 1 = every face "
                             "(default: ForgeryConfig.weak_match_fpir)")
+    group.add_argument("--region-consistency", default=None, metavar="shipped|off|URI",
+                       help="inner-face vs outer-ring consistency heads (jobs.train_region_consistency): 'shipped' "
+                            "= the package's heads for each pack's embedder (default), 'off', or an artefact URI")
 
 
 def absolute_uri(uri: str) -> str:
@@ -66,6 +69,9 @@ def forgery_config(args: argparse.Namespace) -> ForgeryConfig:
         ForgeryConfig.model_validate(config.model_dump())
     if getattr(args, "weak_match_fpir", None) is not None:
         config.weak_match_fpir = args.weak_match_fpir
+    if getattr(args, "region_consistency", None):
+        spec = args.region_consistency
+        config.region_consistency = spec if spec in ("shipped", "off") else absolute_uri(spec)
     if args.forgery_detector:
         config.detectors = [d for d in args.forgery_detector if d != "none"]
     return config

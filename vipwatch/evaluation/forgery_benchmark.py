@@ -110,7 +110,8 @@ def configured(frame: pd.DataFrame, fusion, scorer, eval_sides: list[str], resam
             "size_bins": size_bins(sub, flagged)}
 
 
-def leave_one_family_out(frame: pd.DataFrame, scorer, prior: float, target_fpr: float, resamples: int) -> dict:
+def leave_one_family_out(frame: pd.DataFrame, scorer, prior: float, target_fpr: float, resamples: int,
+                         heads: tuple[str, ...] = fusion_fit.HEADS) -> dict:
     families = sorted(set(frame.loc[frame["label"] == 1, "family"]))
     out = {"families": {}, "fits": {}}
     pooled_flags = {}
@@ -120,7 +121,7 @@ def leave_one_family_out(frame: pd.DataFrame, scorer, prior: float, target_fpr: 
             fit_rows, eval_rows = lofo_split(frame, family, side)
             if not (frame.loc[eval_rows, "label"] == 1).any():
                 continue
-            fusion = fusion_fit.fit_fusion(frame[fit_rows], prior, target_fpr)
+            fusion = fusion_fit.fit_fusion(frame[fit_rows], prior, target_fpr, heads_to_fit=heads)
             sub = frame[eval_rows]
             s, flagged, judged_rows = fusion_fit.apply(fusion, sub, scorer)
             parts.append(sub)
@@ -140,10 +141,10 @@ def leave_one_family_out(frame: pd.DataFrame, scorer, prior: float, target_fpr: 
 
 
 def fitted_on_side(frame: pd.DataFrame, scorer, calibration_side: str, prior: float, target_fpr: float,
-                   resamples: int, metadata: dict) -> tuple[object, dict]:
+                   resamples: int, metadata: dict, heads: tuple[str, ...] = fusion_fit.HEADS) -> tuple[object, dict]:
     fit_rows = (frame["side"] == calibration_side).to_numpy()
     fusion = fusion_fit.fit_fusion(frame[fit_rows], prior, target_fpr,
-                                   {**metadata, "calibration_side": calibration_side})
+                                   {**metadata, "calibration_side": calibration_side}, heads_to_fit=heads)
     sub = frame[~fit_rows].reset_index(drop=True)
     scores, flagged, judged = fusion_fit.apply(fusion, sub, scorer)
     return fusion, {"eval_sides": [other_side(calibration_side)], "version": fusion.version,
@@ -236,7 +237,7 @@ def write_fusion_artefact(fusion, root: Path, evaluation: dict, data: dict, comm
 def run(cache_dir: Path, analyzer, forgery_config, per_family: int, authentic_lfw: int, seed: int, enrolled: int,
         families: tuple[str, ...], prior: float, target_fpr: float, resamples: int, calibration_side: str = "A",
         max_other_photos: int | None = None, fit: bool = True, external: bool = True,
-        unseen_people: int | None = None, unseen: bool = True) -> dict:
+        unseen_people: int | None = None, unseen: bool = True, heads: tuple[str, ...] = fusion_fit.HEADS) -> dict:
     """Builds (or reuses) gallery, corpus and scores; returns the report with the scored frame
     under "_frame" and the fitted fusion under "_fusion"."""
     cache_dir = Path(cache_dir)
@@ -278,14 +279,15 @@ def run(cache_dir: Path, analyzer, forgery_config, per_family: int, authentic_lf
               "faces_by_family": frame["family"].value_counts().to_dict(),
               "prior": prior, "target_fpr": target_fpr, "bootstrap_resamples": resamples,
               "configured": configured(frame, configured_fusion, scorer, eval_sides, resamples),
-              "leave_one_family_out": leave_one_family_out(frame, scorer, prior, target_fpr, resamples)}
+              "fusion_heads": list(heads),
+              "leave_one_family_out": leave_one_family_out(frame, scorer, prior, target_fpr, resamples, heads)}
     if fit:
         scorer_info = {"signals_model": scorer.model_version, "detectors": list(forgery_config.detectors),
                        "model_pack": analyzer.pack.name, "gallery_version": matcher.gallery.version,
                        "identity_signal": forgery_config.use_identity_signal,
                        "second_pack": scorer.second.pack.name if scorer.second is not None else None}
         fusion, report["fitted"] = fitted_on_side(frame, scorer, calibration_side, prior, target_fpr, resamples,
-                                                  {"scorer": scorer_info})
+                                                  {"scorer": scorer_info}, heads)
         report["_fusion"] = fusion
     if external:
         fusions = {f"configured ({configured_fusion.version})": configured_fusion}

@@ -169,13 +169,17 @@ def identity_features(frame: pd.DataFrame) -> list[str]:
     return [c for c in names if c in frame] + [SECOND_PACK + c for c in names if SECOND_PACK + c in frame]
 
 
+HEADS = ("vip", "generic")
+
+
 def fit_fusion(frame: pd.DataFrame, prior: float = 0.01, target_fpr: float = 0.005,
-               metadata: dict | None = None) -> FusionModel:
+               metadata: dict | None = None, heads_to_fit: tuple[str, ...] = HEADS) -> FusionModel:
     """``frame``: one row per scored face with ``label``, ``vip`` (the scorer found a VIP
     candidate) and one column per signal. vip head: identity + generic signals (artefact
     detectors', region consistency) on vip rows; generic head: generic signals on the faces one
     of them judged, its threshold set on those without a VIP candidate (the faces it judges in
-    the scorer)."""
+    the scorer). ``heads_to_fit`` ("vip",): no generic head, so a face without a VIP candidate
+    stays unverified (generic signals then only add to the vip head's evidence)."""
     generic = sorted(c for c in frame.columns if is_generic(c))
     vip = frame["vip"].to_numpy(bool)
     vip_rows = frame[vip]
@@ -184,6 +188,8 @@ def fit_fusion(frame: pd.DataFrame, prior: float = 0.01, target_fpr: float = 0.0
     for name, rows, candidates, threshold_rows in (
             ("vip", vip_rows, identity_features(frame) + generic, None),
             ("generic", frame[judged], generic, ~vip[judged])):
+        if name not in heads_to_fit:
+            continue
         head, fits[name] = fit_head(rows, usable_features(rows, candidates), prior, target_fpr, threshold_rows)
         if head is not None:
             heads[name] = head
@@ -192,6 +198,7 @@ def fit_fusion(frame: pd.DataFrame, prior: float = 0.01, target_fpr: float = 0.0
     payload = {k: vars(h) for k, h in heads.items()}
     info = {"created_at": datetime.now(timezone.utc).isoformat(), "prior": prior,
             "prior_shift": prior_shift(prior), "target_fpr": target_fpr, "fits": fits,
+            "heads_fitted": list(heads_to_fit),
             "recipe": "logistic regression per head (L2, coefficients sign-constrained where the signal's direction "
                       "is known: fusion_fit.expected_sign), balanced class weights, standardised features, a missing "
                       "signal takes its fitting mean and a present: indicator per missingness pattern; intercept "

@@ -86,16 +86,21 @@ def test_second_pack_needs_its_own_gallery(scored, onnx_gallery):
                       forgery=ForgeryConfig(second_pack=DLIB_PACK, second_gallery=onnx_gallery))
 
 
-def test_shipped_two_pack_fusion_is_opt_in_and_names_its_second_embedder():
-    """fusion-lr-f7a5c86e: fitted on the dlib pack with MobileFaceNet as the second pack."""
+@pytest.mark.parametrize("name", ["fusion-lr-f7a5c86e", "fusion-lr-6fe30eb5"])
+def test_shipped_two_pack_fusions_are_opt_in_and_name_their_second_embedder(name):
+    """Fitted on the dlib pack with MobileFaceNet as the second pack (6fe30eb5: with both packs'
+    region consistency, vip head only)."""
     import json
 
     from operators.forgery.fusion import ARTEFACTS_DIR, load_fusion
 
-    manifest = json.loads((ARTEFACTS_DIR / "fusion-lr-f7a5c86e" / "manifest.json").read_text())
+    manifest = json.loads((ARTEFACTS_DIR / name / "manifest.json").read_text())
     embedder = manifest["ships_with"]["second_pack_embedder_id"]
     assert f"pack2=regions-v1/{embedder}/" in manifest["scorer"]["signals_model"]
     assert manifest["scorer"]["model_pack"].startswith("dlib")
-    fusion = load_fusion(str(ARTEFACTS_DIR / "fusion-lr-f7a5c86e"))
+    fusion = load_fusion(str(ARTEFACTS_DIR / name))
     assert {f for f in fusion.head(True).features if f.startswith(SECOND_PACK_PREFIX)}
-    assert all(p.read_text().strip() != "fusion-lr-f7a5c86e" for p in ARTEFACTS_DIR.glob("DEFAULT*"))
+    for version in manifest["ships_with"].get("region_consistency", []):
+        assert f"consistency={version}" in manifest["scorer"]["signals_model"]
+        assert (ARTEFACTS_DIR / version / "manifest.json").is_file()
+    assert all(p.read_text().strip() != name for p in ARTEFACTS_DIR.glob("DEFAULT*"))

@@ -115,3 +115,12 @@ def test_a_fusion_that_weighs_it_scores_and_explains_with_it(scored_rows):
         assert row["forgery_score"] == pytest.approx(1 / (1 + np.exp(-(2.0 * value - 4.0))), rel=1e-4)
         assert (row["verdict"] == "suspected_forgery") == (value >= 2.0)
         assert any("different people" in why for why in row["reasons"]) == (value >= 3.0)
+
+
+def test_a_fusion_that_weighs_it_is_refused_without_the_heads(scored_rows):
+    _, with_it, _ = scored_rows
+    fusion = FusionModel(heads={"vip": Head(features=[SIGNAL], coef=[1.0], intercept=0.0, threshold=0.5, fill=[0.0])},
+                         version="fusion-test", metadata={"prior": 0.01})
+    with pytest.raises(ValueError, match="consistency:inner_outer"):
+        ForgeryScorer(gallery=with_it.gallery, pack=with_it.pack, detectors=[], fusion=fusion,
+                      forgery=ForgeryConfig(region_consistency="off"))

@@ -44,3 +44,11 @@ def test_second_pack_options_need_each_other_and_go_absolute(tmp_path, monkeypat
     assert _config([]).second_pack is None
     with pytest.raises(ValidationError):
         _config(["--second-pack", "dlib"])
+
+
+def test_region_consistency_option(tmp_path, monkeypatch):
+    (tmp_path / "heads").mkdir()
+    monkeypatch.chdir(tmp_path)
+    assert _config([]).region_consistency == "shipped"
+    assert _config(["--region-consistency", "off"]).region_consistency == "off"
+    assert _config(["--region-consistency", "heads"]).region_consistency == str(tmp_path.resolve() / "heads")

@@ -307,6 +307,24 @@ def test_fit_keeps_known_directions_and_marks_missing_signals():
     rows = [{"inner_whole_gap": 2.0}, {"inner_whole_gap": 2.0, "identity_deficit": 0.0, "context_deficit": 0.0}]
     assert np.isfinite(head.predict(rows)).all()
     assert fusion_fit.expected_sign("artefact:sbi") == 1 and fusion_fit.expected_sign("identity_cohort_z") == -1
+    assert fusion_fit.expected_sign("consistency:inner_outer") == 1
+    assert fusion_fit.expected_sign("pack2:consistency:inner_outer") == 1
+
+
+def test_region_consistency_is_a_generic_signal_and_the_generic_head_can_be_left_out():
+    rng = np.random.default_rng(5)
+    n = 600
+    labels = rng.integers(0, 2, n)
+    vip = rng.random(n) < 0.5
+    frame = pd.DataFrame({"label": labels, "vip": vip, "group": np.arange(n) // 3,
+                          "inner_whole_gap": np.where(vip, rng.normal(1.5 * labels, 1.0), np.nan),
+                          "consistency:inner_outer": rng.normal(1.0 * labels, 1.0)})
+    both = fusion_fit.fit_fusion(frame, prior=0.01, target_fpr=0.01)
+    assert set(both.head(False).features) == {"consistency:inner_outer"}
+    assert {"inner_whole_gap", "consistency:inner_outer"} <= set(both.head(True).features)
+    vip_only = fusion_fit.fit_fusion(frame, prior=0.01, target_fpr=0.01, heads_to_fit=("vip",))
+    assert vip_only.head(False) is None and vip_only.metadata["heads_fitted"] == ["vip"]
+    assert "consistency:inner_outer" in vip_only.head(True).features
 
 
 def test_group_robust_threshold_is_at_least_the_plain_quantile():
