@@ -34,9 +34,9 @@ def sharpness(aligned_rgb: np.ndarray) -> float:
 def gate_reason(iod_px: float, sharp: float, min_iod_px: float, min_sharpness: float) -> Optional[str]:
     """Why artefact signals must not be used for this face, or None when they may."""
     if math.isfinite(iod_px) and iod_px < min_iod_px:
-        return (f"face too small to judge: {iod_px:.0f} px between the eyes (artefact detectors need "
-                f">= {min_iod_px:.0f})")
+        return (f"face too small to judge: {iod_px:.0f} px between the eyes (artefact and region-consistency "
+                f"signals need >= {min_iod_px:.0f})")
     if sharp < min_sharpness:
-        return (f"face too blurred to judge: sharpness {sharp:.0f} (variance of the Laplacian; artefact "
-                f"detectors need >= {min_sharpness:.0f})")
+        return (f"face too blurred to judge: sharpness {sharp:.0f} (variance of the Laplacian; artefact and "
+                f"region-consistency signals need >= {min_sharpness:.0f})")
     return None

@@ -179,7 +179,10 @@ class ForgeryScorer:
         aligned = [_crop(raw, ALIGNED_SIZE) for raw in faces.column("aligned_face").to_pylist()]
         measures, why_not = self.quality_gate(faces.column("landmarks").to_pylist(), aligned)
         judged = [k for k, why in enumerate(why_not) if why is None]
-        gated_signals = bool(self.detectors) or any(side.consistency is not None for side, _ in self._sides())
+        # The gate's reason is only given when a gated signal counts: a detector, or region
+        # consistency that the fusion weighs.
+        gated_signals = bool(self.detectors) or any(prefix + CONSISTENCY_SIGNAL in self._fused
+                                                    for side, prefix in self._sides() if side.consistency is not None)
         for k, why in enumerate(why_not):
             features[k].update(measures[k])
             if why is not None and gated_signals:

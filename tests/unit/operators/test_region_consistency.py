@@ -124,3 +124,25 @@ def test_a_fusion_that_weighs_it_is_refused_without_the_heads(scored_rows):
     with pytest.raises(ValueError, match="consistency:inner_outer"):
         ForgeryScorer(gallery=with_it.gallery, pack=with_it.pack, detectors=[], fusion=fusion,
                       forgery=ForgeryConfig(region_consistency="off"))
+
+
+def test_gated_faces_say_why_only_when_the_signal_counts(scored_rows, dlib_pack, swap_dir, tmp_path):
+    import cv2
+
+    _, with_it, _ = scored_rows
+    for k, path in enumerate(sorted((swap_dir / "real").glob("*/*"))[:3]):
+        cv2.imwrite(str(tmp_path / f"blurred{k}.png"), cv2.GaussianBlur(cv2.imread(str(path)), (0, 0), 4))
+    rows = GalleryMatcher(gallery=with_it.gallery)(embed_images(sorted(str(p) for p in tmp_path.glob("*.png")),
+                                                        FaceAnalyzer(DLIB_PACK, aligned=True, pack=dlib_pack),
+                                                        ImageDecoder()))
+    head = dict(features=[SIGNAL], coef=[2.0], intercept=-4.0, threshold=0.5, fill=[0.0])
+    weighs = ForgeryScorer(gallery=with_it.gallery, pack=dlib_pack, detectors=[],
+                           fusion=FusionModel(heads={"vip": Head(**head)}, version="fusion-test",
+                                              metadata={"prior": 0.01}))
+    blurred = [r for r in with_it(rows).to_pylist() if r["status"] == "ok"]
+    explained = [r for r in weighs(rows).to_pylist() if r["status"] == "ok"]
+    assert blurred and all(_signals(r)["quality:sharpness"] < 50 for r in blurred)
+    for default_row, weighed_row in zip(blurred, explained):
+        assert SIGNAL not in _signals(default_row) and SIGNAL not in _signals(weighed_row)
+        assert not any(r.startswith("face too blurred") for r in default_row["reasons"])
+        assert any(r.startswith("face too blurred") and "region-consistency" in r for r in weighed_row["reasons"])
