@@ -62,6 +62,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="the opt-in second embedder of the identity signal (ForgeryConfig.second_pack) on both "
                              "sides; the benchmark enrols its gallery too")
     parser.add_argument("--second-embedder-file", default=None, help="ONNX file name inside --second-pack")
+    parser.add_argument("--region-consistency", default=None, metavar="shipped|off|URI",
+                        help="ForgeryConfig.region_consistency on both sides (default: shipped)")
     parser.add_argument("--timeline", default=None, help="write Ray's task timeline (Chrome trace JSON) here")
     tuning = parser.add_argument_group("tuning (default: core.config.RayResources)")
     tuning.add_argument("--batch-size", type=int, default=None)

@@ -124,6 +124,7 @@ def image_benchmark(args) -> dict:
                                       max_per_identity=args.gallery_per_identity)
             second_enrolment.gallery.save("s3://bench/gallery-second", server.storage())
             forgery = ForgeryConfig(enabled=args.forgery, second_pack=second, second_gallery="s3://bench/gallery-second")
+        forgery.region_consistency = getattr(args, "region_consistency", None) or forgery.region_consistency
         # Ray starts its workers at nice 15. Alone on a node that changes nothing; on a shared
         # machine it hands the workers' CPU to everyone else's nice-0 processes while the raw loop
         # runs at nice 0, so the comparison would measure the neighbours. Same niceness for both.
@@ -188,6 +189,7 @@ def image_benchmark(args) -> dict:
         "mode": "images", "images": count, "corpus_mix": mix, "repeats": args.repeat,
         "model_pack": analyzer.pack.name, "resources": resources.model_dump(), "forgery_stage": args.forgery,
         "second_pack": forgery.second_pack.pack if forgery.second_pack is not None else None,
+        "region_consistency": forgery.region_consistency,
         "shard_size": config.shard_size, "min_rows_per_file": config.min_rows_per_file,
         "raw_operators": runs[-1]["raw"]["operators"],
         "warmup": warmup, "cluster_cpus": cluster.get("CPU"), "ray_worker_niceness": args.ray_worker_niceness, "raw_niceness": os.nice(0), "upload_s": round(upload_s, 1),
