@@ -150,8 +150,8 @@ class ForgeryConfig(BaseModel):
     # Inner-face vs outer-ring identity consistency of every face (operators/forgery/
     # region_consistency.py; heads trained on authentic faces by jobs.train_region_consistency):
     # "shipped" uses the package's heads for each pack's embedder where there are some, "off"
-    # none, or an artefact URI (trained on the scorer's own pack). Its signal only enters a
-    # fusion fitted with it.
+    # none, or an artefact URI (trained on the scorer's own pack; a second pack then uses its
+    # shipped heads). Its signal only enters a fusion fitted with it.
     region_consistency: Optional[str] = "shipped"
     # Identity similarities are to the nearest references of a VIP: mean of the top k cosines.
     reference_top_k: int = 3

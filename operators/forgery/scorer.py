@@ -81,7 +81,10 @@ class ForgeryScorer:
                              f"root with the second pack")
         if second_pack is None:
             second_pack = load_model_pack(self.config.second_pack, storage, threads=1)
-        return PackIdentity(second_gallery, second_pack, self.config, storage)
+        # An artefact URI names heads for the scorer's own pack; the second pack takes its shipped ones.
+        config = self.config if self.config.region_consistency in (None, "off", "shipped") else \
+            self.config.model_copy(update={"region_consistency": "shipped"})
+        return PackIdentity(second_gallery, second_pack, config, storage)
 
     def _sides(self) -> list[tuple[PackIdentity, str]]:
         """Each pack's identity side with its signal prefix."""

@@ -104,3 +104,18 @@ def test_shipped_two_pack_fusions_are_opt_in_and_name_their_second_embedder(name
         assert f"consistency={version}" in manifest["scorer"]["signals_model"]
         assert (ARTEFACTS_DIR / version / "manifest.json").is_file()
     assert all(p.read_text().strip() != name for p in ARTEFACTS_DIR.glob("DEFAULT*"))
+
+
+def test_a_consistency_uri_is_for_the_first_pack_and_the_second_keeps_its_shipped_heads(scored, dlib_gallery):
+    from operators.forgery.region_consistency import shipped_for
+
+    _, one, two, _, _ = scored
+    own_heads = shipped_for(one.pack.embedder_id)
+    scorer = ForgeryScorer(gallery=one.gallery, pack=one.pack, detectors=[], second_pack=two.second.pack,
+                           forgery=ForgeryConfig(second_pack=DLIB_PACK, second_gallery=dlib_gallery,
+                                                 region_consistency=own_heads))
+    assert scorer.identity.consistency.embedder_id == one.pack.embedder_id
+    assert scorer.second.consistency.embedder_id == two.second.pack.embedder_id
+    with pytest.raises(ValueError, match="trained on"):
+        ForgeryScorer(gallery=one.gallery, pack=one.pack, detectors=[],
+                      forgery=ForgeryConfig(region_consistency=shipped_for(two.second.pack.embedder_id)))
