@@ -1,5 +1,6 @@
 """python -m jobs.train_region_consistency --out DIR [--model-pack dlib | ONNX dir --embedder-file F]
        [--lfw ../shared/data/lfw/lfw-deepfunneled] [--exclude-corpus labels.csv ...] [--per-person 2]
+       [--launder-views N] [--embeddings embeddings.parquet]
 
 Trains the region-consistency heads (operators/forgery/region_consistency.py) for one pack's
 embedder on authentic LFW faces and writes heads.npz + manifest.json at --out. People left out:
@@ -54,13 +55,18 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--max-people", type=int, default=None)
     parser.add_argument("--steps", type=int, default=1500)
     parser.add_argument("--actors", type=int, default=2, help="embedding actors (one CPU each)")
+    parser.add_argument("--launder-views", type=int, default=0,
+                        help="laundered copies (random downscale + JPEG) of each photo added as faces")
+    parser.add_argument("--embeddings", default=None,
+                        help="Parquet of the region embeddings: reused if present, else written")
     parser.add_argument("--version", required=True, help="e.g. region-consistency-dlib-v1")
     add_model_args(parser)
     args = parse_job_args(parser, argv)
     excluded = excluded_people(args.exclude_corpus, SHARED_DIR / "data" / "faces_aligned")
     items = photos(args.lfw, set().union(*excluded.values()), args.per_person, args.max_people)
     init_ray()
-    manifest = run(items, model_config(args), args.out, args.version, steps=args.steps, actors=args.actors, data={
+    manifest = run(items, model_config(args), args.out, args.version, steps=args.steps, actors=args.actors,
+                   launder_views=args.launder_views, embeddings_uri=args.embeddings, data={
         "source": args.lfw, "licence": LFW_LICENCE, "per_person": args.per_person,
         "excluded_people": {k: len(v) for k, v in excluded.items()},
         "excluded_corpora": args.exclude_corpus})

@@ -71,14 +71,26 @@ class RegionConsistency:
                 f"spreads below authentic faces ({self.version})")
 
 
-def shipped_for(embedder_id: str) -> Optional[str]:
-    """The newest artefact inside the package trained for ``embedder_id``, or None."""
+def shipped_for(embedder_id: str, version: Optional[str] = None) -> Optional[str]:
+    """The newest artefact inside the package trained for ``embedder_id`` (the one named
+    ``version``, when given), or None."""
     found = []
     for manifest_path in sorted(ARTEFACTS.glob(f"{ARTEFACT_GLOB}/manifest.json")):
         manifest = json.loads(manifest_path.read_text())
-        if manifest.get("embedder_id") == embedder_id:
+        if manifest.get("embedder_id") == embedder_id and version in (None, manifest.get("version")):
             found.append((manifest.get("created_at", ""), str(manifest_path.parent)))
     return max(found)[1] if found else None
+
+
+def pinned_versions(signals_model: str) -> dict[str, str]:
+    """Signal prefix ("" or "pack2:") -> the heads' version named in a scorer's forgery_model
+    string (a fusion records the one its signals were fitted on)."""
+    pinned = {}
+    for part in signals_model.split(";"):
+        name, _, value = part.partition("=")
+        if name.endswith("consistency") and value:
+            pinned[name[:-len("consistency")]] = value
+    return pinned
 
 
 def resolve(spec: Optional[str], embedder_id: str,

@@ -18,7 +18,8 @@ from operators.forgery.fusion import FusionModel, load_fusion
 from operators.forgery.identity_signal import SIGNALS, CandidateKind, region_embeddings
 from operators.forgery.pack_identity import SECOND_PACK_PREFIX, PackIdentity
 from operators.forgery.quality import gate_reason, inter_ocular_px, sharpness
-from operators.forgery.region_consistency import SIGNAL as CONSISTENCY_SIGNAL
+from operators.forgery.region_consistency import SIGNAL as CONSISTENCY_SIGNAL, RegionConsistency, pinned_versions, \
+    shipped_for
 from core.config import ForgeryConfig, ModelPackConfig, StorageConfig
 from core.schema import ALIGNED_SIZE, CONTEXT_SIZE, STATUS_OK, WORK_SCHEMA, set_columns
 from core.schema import VERDICT_AUTHENTIC as AUTHENTIC, VERDICT_SUSPECTED as SUSPECTED, VERDICT_UNVERIFIED as UNVERIFIED
@@ -55,6 +56,7 @@ class ForgeryScorer:
         self.references = self.identity.references if self.identity is not None else None
         self.cohort_version = self.identity.cohort_version if self.identity is not None else None
         self.pack = pack
+        self._pin_consistency(storage)
         self._check_fusion_features()
         # A reason names a signal only when the fusion weighs it.
         self._fused = {f for vip in (True, False) for head in [self.fusion.head(vip)] if head is not None
@@ -85,6 +87,25 @@ class ForgeryScorer:
         config = self.config if self.config.region_consistency in (None, "off", "shipped") else \
             self.config.model_copy(update={"region_consistency": "shipped"})
         return PackIdentity(second_gallery, second_pack, config, storage)
+
+    def _pin_consistency(self, storage: StorageConfig | None) -> None:
+        """A fusion that weighs region consistency was fitted on one version of the heads; another
+        version's spreads would be read on its scale. With "shipped" heads the fusion's own version
+        is taken from the package; heads named by URI must be that version."""
+        if not isinstance(self.fusion, FusionModel):
+            return
+        pinned = pinned_versions(self.fusion.metadata.get("scorer", {}).get("signals_model", ""))
+        for side, prefix in self._sides():
+            wanted = pinned.get(prefix)
+            weighed = any(prefix + CONSISTENCY_SIGNAL in head.features for head in self.fusion.heads.values())
+            if not weighed or wanted is None or side.consistency is None or side.consistency.version == wanted:
+                continue
+            uri = shipped_for(side.pack.embedder_id, wanted) if self.config.region_consistency == "shipped" or \
+                prefix == SECOND_PACK_PREFIX else None
+            if uri is None:
+                raise ValueError(f"fusion model {self.fusion.version} was fitted on region-consistency heads "
+                                 f"{wanted}; this scorer has {side.consistency.version}")
+            side.consistency = RegionConsistency.load(uri, storage)
 
     def _sides(self) -> list[tuple[PackIdentity, str]]:
         """Each pack's identity side with its signal prefix."""

@@ -80,11 +80,25 @@ def family_table(frame: pd.DataFrame, scores: np.ndarray, flagged: np.ndarray, j
         result["detection_rate_at_threshold"] = float(flagged[rows][forged].mean())
         result["vip_candidate_share"] = float(sub["vip"].to_numpy(bool)[forged].mean())
         result["judged_share"] = float(judged[rows][forged].mean())
+        result["auc_ceiling"] = auc_ceiling(sub["label"].to_numpy(), alarm[rows], judged[rows])
         out[family] = result
     out["authentic_false_alarm_rate"] = float(flagged[authentic].mean()) if authentic.any() else float("nan")
     out["authentic_flagged"] = int(flagged[authentic].sum())
     out["authentic_faces"] = int(authentic.sum())
     return out
+
+
+def auc_ceiling(labels: np.ndarray, alarm: np.ndarray, judged: np.ndarray) -> float:
+    """The AUC if every judged forgery outranked every authentic face, the rest scored as they are:
+    a forgery no head judges ties with the unjudged authentic faces at NO_ALARM, so better signals
+    for the judged faces cannot lift the AUC past this; only judging more forgeries can."""
+    from sklearn.metrics import roc_auc_score
+
+    forged = labels == 1
+    if not forged.any() or forged.all():
+        return float("nan")
+    best = np.where(forged & judged, np.nanmax(np.r_[alarm, 1.0]) + 1.0, alarm)
+    return float(roc_auc_score(labels, best))
 
 
 def size_bins(frame: pd.DataFrame, flagged: np.ndarray) -> list[dict]:
@@ -162,15 +176,16 @@ def _ci(cell: dict) -> str:
 def markdown(section: dict, title: str) -> str:
     lines = [f"**{title}** (evaluated on side {'+'.join(section.get('eval_sides', SIDES))})", "",
              "| family | forged (ids) | authentic (groups) | AUC [95% CI] | TPR@1%FPR [95% CI] | ECE at prior [95% CI] | "
-             "ECE at even odds [95% CI] | detected at threshold | VIP candidate | judged |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+             "ECE at even odds [95% CI] | detected at threshold | VIP candidate | judged | AUC ceiling |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     for family, r in section["families"].items():
         if not isinstance(r, dict) or "auc" not in r:
             continue
         c = r["counts"]
         lines.append(f"| {family} | {c['forged']} ({c['forged_groups']}) | {c['authentic']} ({c['authentic_groups']}) "
                      f"| {_ci(r['auc'])} | {_ci(r['tpr_at_fpr_1pct'])} | {_ci(r['ece'])} | {_ci(r['ece_even'])} "
-                     f"| {r['detection_rate_at_threshold']:.3f} | {r['vip_candidate_share']:.2f} | {r['judged_share']:.2f} |")
+                     f"| {r['detection_rate_at_threshold']:.3f} | {r['vip_candidate_share']:.2f} | {r['judged_share']:.2f} "
+                     f"| {r.get('auc_ceiling', float('nan')):.3f} |")
     families = section["families"]
     if "authentic_faces" in families:
         lines += ["", f"authentic false alarms at the threshold: {families['authentic_flagged']} / "

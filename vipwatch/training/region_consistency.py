@@ -7,7 +7,12 @@ benchmark stays unseen.
 
 Faces: one per photo (the face nearest the centre, as LFW is labelled), found, aligned and
 embedded by a Ray Data actor pool. One person in eight is held out to measure own face vs two
-people and to set the authentic median / spread that standardise the signal."""
+people and to set the authentic median / spread that standardise the signal.
+
+Laundered views (``launder_views``): crawled faces are downscaled and recompressed, which moves a
+pack's two region embeddings apart on authentic faces too. Each photo can add copies laundered
+at random (continuous JPEG quality and scale ranges of its own, not the benchmark's settings),
+each copy a face of the same person; held-out metrics are reported on originals and copies."""
 from __future__ import annotations
 
 import io
@@ -32,6 +37,36 @@ from operators.packs import load_model_pack
 
 log = logging.getLogger(__name__)
 RECIPE = "region-consistency-v1"
+RECIPE_LAUNDERED = "region-consistency-v2-laundered"
+LAUNDER_QUALITY = (35, 95)
+LAUNDER_SCALE = (0.25, 1.0)
+
+
+def launder_photo(rgb: np.ndarray, seed: int) -> np.ndarray:
+    """Downscale by a random factor (back up half the time) and JPEG-recompress at a random
+    quality: the web's effect on a face, decoded again as the crawl would."""
+    import cv2
+
+    rng = np.random.default_rng(seed)
+    height, width = rgb.shape[:2]
+    scale = float(rng.uniform(*LAUNDER_SCALE))
+    out = cv2.resize(rgb, (max(1, round(width * scale)), max(1, round(height * scale))), interpolation=cv2.INTER_AREA)
+    if rng.random() < 0.5:
+        out = cv2.resize(out, (width, height), interpolation=cv2.INTER_LINEAR)
+    quality = int(rng.integers(LAUNDER_QUALITY[0], LAUNDER_QUALITY[1] + 1))
+    ok, encoded = cv2.imencode(".jpg", cv2.cvtColor(out, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, quality])
+    if not ok:
+        raise RuntimeError("JPEG encoding failed")
+    return cv2.cvtColor(cv2.imdecode(encoded, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+
+
+def with_laundered_views(items: list[dict], views: int, seed: int = 0) -> list[dict]:
+    """Each item once as published (``launder`` -1) and ``views`` times laundered (``launder``: the
+    copy's seed)."""
+    out = [{**item, "launder": -1} for item in items]
+    for view in range(views):
+        out += [{**item, "launder": seed * 1_000_003 + view * len(items) + k} for k, item in enumerate(items)]
+    return out
 
 
 class RegionEmbedder:
@@ -42,11 +77,13 @@ class RegionEmbedder:
         self.pack = load_model_pack(model, storage_config, threads=1)
         self.storage_config = storage_config
 
-    def _aligned(self, uri: str) -> Optional[np.ndarray]:
+    def _aligned(self, uri: str, launder: int = -1) -> Optional[np.ndarray]:
         try:
             rgb = decode_image(storage.read_bytes(uri, self.storage_config), DecodeConfig())
         except DecodeError:
             return None
+        if launder >= 0:
+            rgb = launder_photo(rgb, launder)
         found = self.pack.detect(rgb)
         if not found:
             return None
@@ -56,8 +93,9 @@ class RegionEmbedder:
 
     def __call__(self, batch: pd.DataFrame) -> pd.DataFrame:
         keep, crops = [], []
-        for k, uri in enumerate(batch["uri"]):
-            crop = self._aligned(uri)
+        launders = batch["launder"] if "launder" in batch else [-1] * len(batch)
+        for k, (uri, launder) in enumerate(zip(batch["uri"], launders)):
+            crop = self._aligned(uri, int(launder))
             if crop is not None:
                 keep.append(k)
                 crops.append(crop)
@@ -79,10 +117,12 @@ def embed_faces(items: list[dict], model: ModelPackConfig, storage_config: Optio
     return dataset.to_pandas()
 
 
-def own_face_auc(cosines: np.ndarray, people: np.ndarray) -> float:
+def own_face_auc(cosines: np.ndarray, people: np.ndarray) -> Optional[float]:
     """(faces x faces) cosines of row i's inner with column j's outer: the diagonal (a face with
-    itself) against pairs of two different people."""
+    itself) against pairs of two different people; None with fewer than two people."""
     other = people[:, None] != people[None, :]
+    if not other.any():
+        return None
     own = np.diag(cosines)
     return float(roc_auc_score(np.r_[np.ones(len(own)), np.zeros(int(other.sum()))], np.r_[own, cosines[other]]))
 
@@ -135,6 +175,7 @@ def train(faces: pd.DataFrame, steps: int = 1500, seed: int = 0) -> tuple[dict[s
                                       "authentic_cosine": {"median": 0.0, "spread": 1.0}})
     a, b = probe.mapped(inner[validation], outer[validation])
     own = (a * b).sum(axis=1)
+    # The signal's zero is set on every held-out view, as crawled faces come laundered or not.
     median = float(np.median(own))
     # Interquartile range as a normal spread: robust to the few faces with a poor crop.
     spread = float(np.quantile(own, 0.75) - np.quantile(own, 0.25)) / 1.349
@@ -143,6 +184,13 @@ def train(faces: pd.DataFrame, steps: int = 1500, seed: int = 0) -> tuple[dict[s
                             "own_face_vs_two_people_auc": own_face_auc(a @ b.T, people[validation]),
                             "raw_embeddings_auc": own_face_auc(raw, people[validation])},
                "training": {"faces": int((~validation).sum()), "people": int(len(np.unique(people[~validation])))}}
+    if "launder" in faces:
+        laundered = faces["launder"].to_numpy()[validation] >= 0
+        for name, view in (("held_out_originals", ~laundered), ("held_out_laundered", laundered)):
+            if view.sum() > 1:
+                metrics[name] = {"faces": int(view.sum()),
+                                 "own_face_vs_two_people_auc": own_face_auc(a[view] @ b[view].T, people[validation][view]),
+                                 "authentic_cosine_median": float(np.median(own[view]))}
     return heads, {"metrics": metrics, "authentic_cosine": {"median": median, "spread": spread}}
 
 
@@ -156,21 +204,50 @@ def write_artifact(out_uri: str, heads: dict[str, np.ndarray], manifest: dict,
 
 
 def run(items: list[dict], model: ModelPackConfig, out_uri: str, version: str, data: dict, steps: int = 1500,
-        actors: int = 1, storage_config: Optional[StorageConfig] = None) -> dict:
+        actors: int = 1, storage_config: Optional[StorageConfig] = None, launder_views: int = 0,
+        embeddings_uri: Optional[str] = None) -> dict:
     """``items``: {"uri", "person"} per photo; ``data``: what the manifest says of them (sources,
-    licences, exclusions)."""
-    faces = embed_faces(items, model, storage_config, actors=actors)
+    licences, exclusions). ``embeddings_uri``: a Parquet file of the faces' region embeddings,
+    reused when it exists (same items, pack and views) and written when it does not, so a recipe
+    change does not embed again."""
+    faces = _cached_faces(embeddings_uri, storage_config)
+    if faces is not None and not set(faces["uri"]) <= {item["uri"] for item in items}:
+        raise ValueError(f"{embeddings_uri} holds faces of photos outside this training set: another --lfw or "
+                         f"exclusion; write the embeddings to a new path")
+    if faces is None:
+        faces = embed_faces(with_laundered_views(items, launder_views), model, storage_config, actors=actors)
+        if embeddings_uri:
+            storage.write_bytes(embeddings_uri, _parquet_bytes(faces), storage_config)
     if faces.empty:
         raise ValueError("no face found in any training image")
     embedder_id = str(faces["embedder_id"].iloc[0])
     heads, fitted = train(faces, steps=steps)
-    manifest = {"version": version, "recipe": RECIPE, "embedder_id": embedder_id, "regions": REGIONS_VERSION,
+    manifest = {"version": version, "recipe": RECIPE_LAUNDERED if launder_views else RECIPE, "embedder_id": embedder_id,
+                "regions": REGIONS_VERSION,
                 "created_at": datetime.now(timezone.utc).isoformat(), "model_pack": model.model_dump(),
                 "training": {"steps": steps, "loss": "symmetric InfoNCE, temperature 0.07, batch 512",
                              "heads": "linear, 128-d"},
                 "training_data": {**data, "images": len(items), "faces": int(len(faces)),
+                                  "laundered_views_per_photo": launder_views,
+                                  **({"laundering": {"jpeg_quality": list(LAUNDER_QUALITY), "scale": list(LAUNDER_SCALE),
+                                                     "up_again": 0.5}} if launder_views else {}),
                                   "identities": sorted(set(faces["person"]))},
                 **fitted}
     write_artifact(out_uri, heads, manifest, storage_config)
     log.info("region consistency %s: %s", version, json.dumps(fitted["metrics"]))
     return manifest
+
+
+def _parquet_bytes(faces: pd.DataFrame) -> bytes:
+    buffer = io.BytesIO()
+    faces.assign(inner=[np.asarray(v, np.float32) for v in faces["inner"]],
+                 outer=[np.asarray(v, np.float32) for v in faces["outer"]]).to_parquet(buffer, index=False)
+    return buffer.getvalue()
+
+
+def _cached_faces(uri: Optional[str], storage_config: Optional[StorageConfig]) -> Optional[pd.DataFrame]:
+    if not uri or not storage.exists(uri, storage_config):
+        return None
+    faces = pd.read_parquet(io.BytesIO(storage.read_bytes(uri, storage_config)))
+    log.info("region embeddings reused from %s (%d faces)", uri, len(faces))
+    return faces

@@ -146,3 +146,35 @@ def test_gated_faces_say_why_only_when_the_signal_counts(scored_rows, dlib_pack,
         assert SIGNAL not in _signals(default_row) and SIGNAL not in _signals(weighed_row)
         assert not any(r.startswith("face too blurred") for r in default_row["reasons"])
         assert any(r.startswith("face too blurred") and "region-consistency" in r for r in weighed_row["reasons"])
+
+
+def _pinned_fusion(version: str) -> FusionModel:
+    head = Head(features=[SIGNAL], coef=[1.0], intercept=-4.0, threshold=0.5, fill=[0.0])
+    return FusionModel(heads={"vip": head}, version="fusion-test",
+                       metadata={"prior": 0.01, "scorer": {"signals_model": f"fusion-x;consistency={version}"}})
+
+
+def test_a_fusion_keeps_the_heads_version_it_was_fitted_on(scored_rows, heads, tmp_path):
+    """A fusion reads the signal on the scale of the heads it was fitted with: shipped heads are
+    taken at the fusion's version, and other heads are refused rather than silently misread."""
+    import json
+    import shutil
+
+    _, with_it, _ = scored_rows
+    pinned = ForgeryScorer(gallery=with_it.gallery, pack=with_it.pack, detectors=[],
+                           fusion=_pinned_fusion(heads.version))
+    assert f"consistency={heads.version}" in pinned.model_version
+    with pytest.raises(ValueError, match="fitted on region-consistency heads region-consistency-dlib-v0"):
+        ForgeryScorer(gallery=with_it.gallery, pack=with_it.pack, detectors=[],
+                      fusion=_pinned_fusion("region-consistency-dlib-v0"))
+    other = tmp_path / "other-heads"
+    shutil.copytree(shipped_for(heads.embedder_id), other)
+    manifest = json.loads((other / "manifest.json").read_text())
+    (other / "manifest.json").write_text(json.dumps({**manifest, "version": "region-consistency-dlib-test"}))
+    with pytest.raises(ValueError, match=f"fitted on region-consistency heads {heads.version}"):
+        ForgeryScorer(gallery=with_it.gallery, pack=with_it.pack, detectors=[], fusion=_pinned_fusion(heads.version),
+                      forgery=ForgeryConfig(region_consistency=str(other)))
+    # A fusion that does not weigh the signal pins nothing.
+    unpinned = ForgeryScorer(gallery=with_it.gallery, pack=with_it.pack, detectors=[],
+                             forgery=ForgeryConfig(region_consistency=str(other)))
+    assert "consistency=region-consistency-dlib-test" in unpinned.model_version

@@ -157,6 +157,22 @@ def test_bootstrap_intervals_contain_the_estimate_and_narrow_with_more_groups():
     assert small["counts"] == {"forged": 40, "authentic": 40, "forged_groups": 8, "authentic_groups": 8}
 
 
+def test_auc_ceiling_is_what_perfect_scores_on_judged_faces_would_reach():
+    from vipwatch.evaluation.forgery_benchmark import NO_ALARM, auc_ceiling
+
+    # 4 forgeries (one unjudged), 4 authentic faces (two unjudged).
+    labels = np.array([1, 1, 1, 1, 0, 0, 0, 0])
+    judged = np.array([1, 1, 1, 0, 1, 1, 0, 0], bool)
+    alarm = np.where(judged, [0.1, 0.2, 0.3, 0.0, 0.9, 0.8, 0.0, 0.0], NO_ALARM)
+    # Judged forgeries above everything (3 x 4 pairs); the unjudged one ties with the two
+    # unjudged authentic faces and loses to the two judged ones: (12 + 2 x 0.5) / 16.
+    assert auc_ceiling(labels, alarm, judged) == pytest.approx(13 / 16)
+    assert auc_ceiling(labels, alarm, np.ones(8, bool)) == 1.0
+    from sklearn.metrics import roc_auc_score
+
+    assert roc_auc_score(labels, alarm) <= auc_ceiling(labels, alarm, judged)
+
+
 def test_prior_shifts_the_fused_probability_by_the_log_prior_odds():
     rng = np.random.default_rng(1)
     n = 400
@@ -200,6 +216,9 @@ def test_command_end_to_end_at_tiny_sizes(tmp_path, capsys):
         assert set(FAMILIES) <= set(report[section]["families"])
     counts = report["leave_one_family_out"]["families"]["swap"]["counts"]
     assert counts["forged"] >= 6 and counts["authentic"] > 10
+    for cell in report["leave_one_family_out"]["families"].values():
+        if isinstance(cell, dict) and "auc" in cell:
+            assert cell["auc"]["value"] <= cell["auc_ceiling"] + 1e-9
     from operators.forgery.fusion import FusionModel
 
     fusion = FusionModel.load(summary["fusion_artefact"])

@@ -32,8 +32,10 @@ def test_few_steps_write_a_loadable_artefact_without_excluded_people(ray_cluster
         writer.writerow({"uri": "x.jpg", "groups": f"barack_obama|lfw:{PEOPLE[0]}"})
     s3_server.create_bucket("consistency-models")
     out = "s3://consistency-models/tiny"
-    summary = main(["--lfw", str(root), "--exclude-corpus", str(corpus), "--out", out, "--steps", "3",
-                    "--actors", "1", "--version", "region-consistency-test"])
+    embeddings = "s3://consistency-models/embeddings.parquet"
+    args = ["--lfw", str(root), "--exclude-corpus", str(corpus), "--steps", "3", "--actors", "1",
+            "--launder-views", "1", "--embeddings", embeddings]
+    summary = main(args + ["--out", out, "--version", "region-consistency-test"])
 
     manifest = json.loads(storage.read_bytes(storage.join(out, "manifest.json")))
     trained = set(manifest["training_data"]["identities"])
@@ -48,3 +50,26 @@ def test_few_steps_write_a_loadable_artefact_without_excluded_people(ray_cluster
     values = heads.inconsistency(vectors, vectors)
     assert values.shape == (3,) and np.isfinite(values).all()
     assert manifest["authentic_cosine"]["spread"] > 0
+    # Each photo once as published and once laundered; the embeddings are kept for a refit.
+    data = manifest["training_data"]
+    assert data["laundered_views_per_photo"] == 1 and manifest["recipe"].endswith("laundered")
+    assert data["images"] < data["faces"] <= 2 * data["images"]
+    refit = main(args + ["--out", "s3://consistency-models/refit", "--version", "region-consistency-refit"])
+    refit_manifest = json.loads(storage.read_bytes("s3://consistency-models/refit/manifest.json"))
+    assert refit_manifest["training_data"]["faces"] == data["faces"] and refit["version"] == "region-consistency-refit"
+
+
+def test_laundered_views_are_seeded_copies_that_degrade_the_photo():
+    import cv2
+
+    from vipwatch.training.region_consistency import launder_photo, with_laundered_views
+
+    items = [{"uri": f"u{k}", "person": f"p{k}"} for k in range(3)]
+    views = with_laundered_views(items, 2)
+    assert len(views) == 9 and [v["launder"] for v in views[:3]] == [-1, -1, -1]
+    seeds = [v["launder"] for v in views[3:]]
+    assert len(set(seeds)) == 6 and min(seeds) >= 0
+    photo = cv2.cvtColor(cv2.imread(str(next((LFW / PEOPLE[0]).iterdir()))), cv2.COLOR_BGR2RGB)
+    first, again, other = launder_photo(photo, 7), launder_photo(photo, 7), launder_photo(photo, 8)
+    assert np.array_equal(first, again) and not np.array_equal(first, other)
+    assert first.dtype == np.uint8 and first.shape[2] == 3 and not np.array_equal(first, photo[:first.shape[0], :first.shape[1]])
