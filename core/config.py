@@ -114,6 +114,9 @@ class RayResources(BaseModel):
     write_num_cpus: float = 0.25
 
 
+DEFAULT_WEAK_MATCH_FPIR = 0.10
+
+
 class ForgeryConfig(BaseModel):
     """Forgery scoring: artefact detectors (any number; operators/forgery/base.py contract), the
     identity-aware signal, and the fusion artefact written by jobs.calibrate."""
@@ -137,8 +140,10 @@ class ForgeryConfig(BaseModel):
     fusion_model: Optional[str] = "shipped"
     # A face below the match threshold still gets the identity check against its top candidate
     # when that candidate scores above the gallery's impostor quantile at this rate: swaps of X
-    # often match X only weakly.
-    weak_match_fpir: float = Field(default=0.10, gt=0.0, le=1.0)
+    # often match X only weakly. None: the rate the fusion was fitted at (its signals_model's
+    # "/weak<rate>"; which faces are candidates changes what its threshold promises), else
+    # DEFAULT_WEAK_MATCH_FPIR.
+    weak_match_fpir: Optional[float] = Field(default=None, gt=0.0, le=1.0)
     use_identity_signal: bool = True
     # A second model pack's embedder reads the same identity signals (named "pack2:<signal>")
     # on the first pack's aligned crops, against ``second_gallery``: a gallery of the same

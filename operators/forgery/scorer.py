@@ -5,6 +5,7 @@ opt-in, a second pack's as well) and the fusion model, all loaded once per actor
 from __future__ import annotations
 
 import math
+import re
 from typing import Optional
 
 import numpy as np
@@ -20,7 +21,7 @@ from operators.forgery.pack_identity import SECOND_PACK_PREFIX, PackIdentity
 from operators.forgery.quality import gate_reason, inter_ocular_px, sharpness
 from operators.forgery.region_consistency import SIGNAL as CONSISTENCY_SIGNAL, RegionConsistency, pinned_versions, \
     shipped_for
-from core.config import ForgeryConfig, ModelPackConfig, StorageConfig
+from core.config import DEFAULT_WEAK_MATCH_FPIR, ForgeryConfig, ModelPackConfig, StorageConfig
 from core.schema import ALIGNED_SIZE, CONTEXT_SIZE, STATUS_OK, WORK_SCHEMA, set_columns
 from core.schema import VERDICT_AUTHENTIC as AUTHENTIC, VERDICT_SUSPECTED as SUSPECTED, VERDICT_UNVERIFIED as UNVERIFIED
 from operators.packs import load_model_pack
@@ -47,6 +48,8 @@ class ForgeryScorer:
                                             pack_name=pack.name if pack is not None else (model or ModelPackConfig()).pack)
         self.identity: Optional[PackIdentity] = None
         self.second: Optional[PackIdentity] = None
+        if self.config.weak_match_fpir is None:
+            self.config = self.config.model_copy(update={"weak_match_fpir": self._fitted_weak_rate()})
         if self.config.use_identity_signal and self.gallery is not None:
             if pack is None:
                 pack = load_model_pack(model or ModelPackConfig(), storage, threads=1)
@@ -87,6 +90,12 @@ class ForgeryScorer:
         config = self.config if self.config.region_consistency in (None, "off", "shipped") else \
             self.config.model_copy(update={"region_consistency": "shipped"})
         return PackIdentity(second_gallery, second_pack, config, storage)
+
+    def _fitted_weak_rate(self) -> float:
+        """The weak-candidate rate the fusion was fitted at; the default for fusions without one."""
+        signals_model = getattr(self.fusion, "metadata", {}).get("scorer", {}).get("signals_model", "")
+        found = re.search(r"/weak([0-9.eE+-]+)/", signals_model + "/")
+        return float(found.group(1)) if found else DEFAULT_WEAK_MATCH_FPIR
 
     def _pin_consistency(self, storage: StorageConfig | None) -> None:
         """A fusion that weighs region consistency was fitted on one version of the heads; another

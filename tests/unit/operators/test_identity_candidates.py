@@ -155,3 +155,22 @@ def test_candidate_rate_widens_the_check_and_is_recorded(scorer, strangers):
     assert "/weak0.1/" in default.model_version and "/weak1/" in everyone.model_version
     with pytest.raises(ValueError):
         ForgeryConfig(weak_match_fpir=0.0)
+
+
+def test_a_fusion_brings_the_candidate_rate_it_was_fitted_at(scorer):
+    """Which faces are candidates changes what a fusion's threshold promises: without an explicit
+    rate the scorer takes the one in the fusion's signals_model; an explicit rate still wins."""
+    from core.config import ForgeryConfig
+    from operators.forgery.fusion import FusionModel, Head
+
+    matcher, default = scorer
+    head = Head(features=["identity_deficit"], coef=[1.0], intercept=-4.0, threshold=0.5, fill=[0.0])
+    fitted_at = FusionModel(heads={"vip": head}, version="fusion-test", metadata={
+        "prior": 0.01, "scorer": {"signals_model": "fusion-x;identity=regions-v1/e@1/top3/weak0.3/cohort=c"}})
+    taken = ForgeryScorer(gallery=matcher.gallery, pack=default.pack, detectors=[], fusion=fitted_at)
+    assert taken.config.weak_match_fpir == 0.3 and "/weak0.3/" in taken.model_version
+    assert taken.identity.weak_floor < default.identity.weak_floor
+    explicit = ForgeryScorer(gallery=matcher.gallery, pack=default.pack, detectors=[], fusion=fitted_at,
+                             forgery=ForgeryConfig(weak_match_fpir=0.1))
+    assert "/weak0.1/" in explicit.model_version
+    assert ForgeryConfig().weak_match_fpir is None and "/weak0.1/" in default.model_version

@@ -86,10 +86,10 @@ def test_second_pack_needs_its_own_gallery(scored, onnx_gallery):
                       forgery=ForgeryConfig(second_pack=DLIB_PACK, second_gallery=onnx_gallery))
 
 
-@pytest.mark.parametrize("name", ["fusion-lr-f7a5c86e", "fusion-lr-6fe30eb5"])
+@pytest.mark.parametrize("name", ["fusion-lr-f7a5c86e", "fusion-lr-6fe30eb5", "fusion-lr-e9dbbc2a"])
 def test_shipped_two_pack_fusions_are_opt_in_and_name_their_second_embedder(name):
     """Fitted on the dlib pack with MobileFaceNet as the second pack (6fe30eb5: with both packs'
-    region consistency, vip head only)."""
+    region consistency, vip head only; e9dbbc2a: the same plus the SBI detector, at candidate rate 0.3)."""
     import json
 
     from operators.forgery.fusion import ARTEFACTS_DIR, load_fusion
