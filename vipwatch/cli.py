@@ -46,7 +46,7 @@ def add_forgery_args(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--weak-match-fpir", type=float, default=None,
                        help="a face below the match threshold is checked against its nearest VIP (whole or inner "
                             "face) when it scores above that VIP's impostor quantile at this rate; 1 = every face "
-                            "(default: ForgeryConfig.weak_match_fpir)")
+                            "(default: the rate the forgery fusion was fitted at, else 0.10)")
     group.add_argument("--region-consistency", default=None, metavar="shipped|off|URI",
                        help="inner-face vs outer-ring consistency heads (jobs.train_region_consistency): 'shipped' "
                             "= the package's heads for each pack's embedder (default), 'off', or an artefact URI")
