@@ -9,7 +9,7 @@ from sklearn.metrics import roc_auc_score
 from core.config import ForgeryConfig
 from operators.decode import ImageDecoder
 from operators.face_analyzer import FaceAnalyzer
-from operators.forgery.fusion import FusionModel, Head
+from operators.forgery.fusion import ARTEFACTS_DIR, FusionModel, Head
 from operators.forgery.identity_signal import region_embeddings
 from operators.forgery.region_consistency import SIGNAL, resolve, shipped_for
 from operators.forgery.scorer import ForgeryScorer
@@ -74,9 +74,12 @@ def scored_rows(dlib_gallery, swap_dir, dlib_pack):
     matcher = GalleryMatcher(dlib_gallery)
     uris = sorted(str(p) for p in swap_dir.glob("*/*/*"))
     rows = matcher(embed_images(uris, FaceAnalyzer(DLIB_PACK, aligned=True, pack=dlib_pack), ImageDecoder()))
-    with_it = ForgeryScorer(gallery=matcher.gallery, pack=dlib_pack, detectors=[])
+    # A fusion that does not weigh the signal (the dlib default before it did): the heads change
+    # nothing but the signal list.
+    ignores = ForgeryConfig(fusion_model=str(ARTEFACTS_DIR / "fusion-lr-a6815dc5"))
+    with_it = ForgeryScorer(gallery=matcher.gallery, pack=dlib_pack, detectors=[], forgery=ignores)
     without = ForgeryScorer(gallery=matcher.gallery, pack=dlib_pack, detectors=[],
-                            forgery=ForgeryConfig(region_consistency="off"))
+                            forgery=ignores.model_copy(update={"region_consistency": "off"}))
     return rows, with_it, without
 
 
@@ -94,7 +97,7 @@ def test_scorer_adds_the_signal_to_every_judged_face(scored_rows, heads):
         judged = signals["quality:inter_ocular_px"] >= 32 and signals["quality:sharpness"] >= 50
         assert (SIGNAL in signals) == judged
         assert {k: v for k, v in signals.items() if k != SIGNAL} == _signals(b)
-        # The shipped fusion does not weigh the signal: same score, and no reason names it.
+        # A fusion that does not weigh the signal: same score, and no reason names it.
         assert a["forgery_score"] == b["forgery_score"]
         assert not any("different people" in r for r in a["reasons"])
         assert f"consistency={heads.version}" in a["forgery_model"]
@@ -176,5 +179,25 @@ def test_a_fusion_keeps_the_heads_version_it_was_fitted_on(scored_rows, heads, t
                       forgery=ForgeryConfig(region_consistency=str(other)))
     # A fusion that does not weigh the signal pins nothing.
     unpinned = ForgeryScorer(gallery=with_it.gallery, pack=with_it.pack, detectors=[],
-                             forgery=ForgeryConfig(region_consistency=str(other)))
+                             forgery=ForgeryConfig(region_consistency=str(other),
+                                                   fusion_model=str(ARTEFACTS_DIR / "fusion-lr-a6815dc5")))
     assert "consistency=region-consistency-dlib-test" in unpinned.model_version
+
+
+def test_the_dlib_default_weighs_it_with_the_heads_and_rate_it_was_fitted_with(scored_rows, heads):
+    """DEFAULT.dlib (fusion-lr@c1eea7a0) weighs region consistency in its vip head at candidate
+    rate 0.30: the default scorer takes both from it, and refuses to run with the heads off."""
+    from operators.forgery.fusion import shipped_fusion_dir
+
+    rows, with_it, _ = scored_rows
+    default = ForgeryScorer(gallery=with_it.gallery, pack=with_it.pack, detectors=[])
+    assert shipped_fusion_dir("dlib").name == "fusion-lr-c1eea7a0"
+    assert SIGNAL in default.fusion.head(True).features and default.fusion.head(False) is None
+    assert default.config.weak_match_fpir == 0.3 and "/weak0.3/" in default.model_version
+    assert f"consistency={heads.version}" in default.model_version
+    out = [r for r in default(rows).to_pylist() if r["status"] == "ok"]
+    # Only faces with a VIP candidate get a verdict; others stay unverified.
+    assert all((r["verdict"] == "unverified") == (r["forgery_identity_id"] is None) for r in out)
+    with pytest.raises(ValueError, match="consistency:inner_outer"):
+        ForgeryScorer(gallery=with_it.gallery, pack=with_it.pack, detectors=[],
+                      forgery=ForgeryConfig(region_consistency="off"))
