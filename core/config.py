@@ -130,7 +130,10 @@ class ForgeryConfig(BaseModel):
     # fusion (operators/forgery/artefacts/fusion-lr-0192695e): it does not separate the FF++
     # FaceSwap pair, was trained on the LFW people the benchmark's authentic side uses, costs a
     # network per face, and with it the demo raised a false alert (docs/forgery.md "Default set").
-    detectors: list[str] = Field(default_factory=list)
+    # None: the detectors the fusion was fitted with (its metadata's scorer.detectors; none for
+    # the shipped defaults), as a fusion weighing "artefact:<kind>" needs that detector; [] (CLI
+    # "--forgery-detector none"): none, whatever the fusion.
+    detectors: Optional[list[str]] = None
     # "shipped": the calibrated fusion shipped inside the package (operators/forgery/artefacts/,
     # fitted by jobs.forgery_benchmark --write-fusion on the benchmark's calibration side at a
     # stated forgery prior; docs/forgery.md), the one fitted on the scorer's pack family (DEFAULT,

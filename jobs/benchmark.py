@@ -64,6 +64,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--second-embedder-file", default=None, help="ONNX file name inside --second-pack")
     parser.add_argument("--region-consistency", default=None, metavar="shipped|off|URI",
                         help="ForgeryConfig.region_consistency on both sides (default: shipped)")
+    parser.add_argument("--forgery-detector", action="append", default=None, metavar="KIND:URI",
+                        help="artefact detector of the forgery stage on both sides, repeatable (default: the "
+                             "shipped ForgeryConfig's, none)")
+    parser.add_argument("--forgery-fusion", default=None,
+                        help="ForgeryConfig.fusion_model on both sides (default: the shipped fusion of the pack)")
     parser.add_argument("--timeline", default=None, help="write Ray's task timeline (Chrome trace JSON) here")
     tuning = parser.add_argument_group("tuning (default: core.config.RayResources)")
     tuning.add_argument("--batch-size", type=int, default=None)

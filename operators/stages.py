@@ -14,6 +14,7 @@ from core.config import CrawlConfig
 from index.gallery import Gallery
 from operators.chain import Shared
 from operators.face_analyzer import FaceAnalyzer
+from operators.forgery.fusion import detector_specs
 from operators.forgery.scorer import ForgeryScorer
 from operators.matcher import GalleryMatcher
 from operators.packs.embedder_id import expected_embedder_id
@@ -58,7 +59,9 @@ def face_stages(config: CrawlConfig, cluster_cpus: float = 2.0) -> list[Stage]:
               {"model": config.model, "aligned": config.aligned, "job_id": config.job_id,
                "storage": config.storage, "threads": res.analyzer_threads or max(1, int(sizes["analyzer_num_cpus"])),
                # The 224 px context crop (150 KB a face) feeds only the artefact detectors.
-               "context_crops": config.forgery.enabled and bool(config.forgery.detectors)},
+               "context_crops": config.forgery.enabled and bool(
+                   detector_specs(config.forgery.detectors, config.forgery.fusion_model, config.storage,
+                                  pack_name=config.model.pack))},
               batch_size=res.batch_size, num_cpus=sizes["analyzer_num_cpus"], num_gpus=res.analyzer_num_gpus,
               actors=sizes["analyzer_actors"]),
     ]

@@ -138,6 +138,19 @@ def load_fusion(spec: Optional[str], storage_config=None, pack_name: Optional[st
     return FusionModel.load(spec, storage_config)
 
 
+def fitted_detectors(fusion) -> list[str]:
+    """The detector specs a fusion artefact was fitted with (empty for the hand-made ranking)."""
+    return list(getattr(fusion, "metadata", {}).get("scorer", {}).get("detectors") or [])
+
+
+def detector_specs(detectors: Optional[list[str]], fusion_spec: Optional[str], storage_config=None,
+                   pack_name: Optional[str] = None) -> list[str]:
+    """ForgeryConfig.detectors resolved: as given, or (None) the configured fusion's."""
+    if detectors is not None:
+        return list(detectors)
+    return fitted_detectors(load_fusion(fusion_spec, storage_config, pack_name=pack_name))
+
+
 def pack_family(pack_name: Optional[str]) -> Optional[str]:
     """"dlib" for the dlib packs (name "dlib-hog+...", spec "dlib" / "dlib:cnn"); None for the rest."""
     return "dlib" if pack_name and pack_name.startswith("dlib") else None

@@ -15,7 +15,7 @@ import pyarrow as pa
 from index.gallery import Gallery, embeddings_of
 from operators.forgery.base import ARTEFACT_PREFIX, is_generic
 from operators.forgery.detectors import load_detectors
-from operators.forgery.fusion import FusionModel, load_fusion
+from operators.forgery.fusion import FusionModel, fitted_detectors, load_fusion
 from operators.forgery.identity_signal import SIGNALS, CandidateKind, region_embeddings
 from operators.forgery.pack_identity import SECOND_PACK_PREFIX, PackIdentity
 from operators.forgery.quality import gate_reason, inter_ocular_px, sharpness
@@ -43,9 +43,12 @@ class ForgeryScorer:
         self.config = forgery or ForgeryConfig()
         # No gallery: artefact signals only (jobs.evaluate without --gallery).
         self.gallery = gallery or (Gallery.load(gallery_uri, storage) if gallery_uri else None)
-        self.detectors = detectors if detectors is not None else load_detectors(self.config.detectors)
         self.fusion = fusion or load_fusion(self.config.fusion_model, storage,
                                             pack_name=pack.name if pack is not None else (model or ModelPackConfig()).pack)
+        if detectors is None:
+            specs = self.config.detectors if self.config.detectors is not None else fitted_detectors(self.fusion)
+            detectors = load_detectors(specs)
+        self.detectors = detectors
         self.identity: Optional[PackIdentity] = None
         self.second: Optional[PackIdentity] = None
         if self.config.weak_match_fpir is None:

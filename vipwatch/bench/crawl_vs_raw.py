@@ -27,6 +27,7 @@ from operators.forgery.scorer import ForgeryScorer
 from core import storage
 from vipwatch.cli import absolute_uri, model_config
 from core.config import SHARED_DIR, CrawlConfig, ForgeryConfig, ModelPackConfig, RayResources
+from operators.forgery.fusion import detector_specs
 from vipwatch.ray_cluster import init_ray
 from vipwatch.s3server import LocalS3Server
 
@@ -125,6 +126,10 @@ def image_benchmark(args) -> dict:
             second_enrolment.gallery.save("s3://bench/gallery-second", server.storage())
             forgery = ForgeryConfig(enabled=args.forgery, second_pack=second, second_gallery="s3://bench/gallery-second")
         forgery.region_consistency = getattr(args, "region_consistency", None) or forgery.region_consistency
+        if getattr(args, "forgery_detector", None):
+            forgery.detectors = list(args.forgery_detector)
+        if getattr(args, "forgery_fusion", None):
+            forgery.fusion_model = args.forgery_fusion
         # Ray starts its workers at nice 15. Alone on a node that changes nothing; on a shared
         # machine it hands the workers' CPU to everyone else's nice-0 processes while the raw loop
         # runs at nice 0, so the comparison would measure the neighbours. Same niceness for both.
@@ -189,7 +194,8 @@ def image_benchmark(args) -> dict:
         "mode": "images", "images": count, "corpus_mix": mix, "repeats": args.repeat,
         "model_pack": analyzer.pack.name, "resources": resources.model_dump(), "forgery_stage": args.forgery,
         "second_pack": forgery.second_pack.pack if forgery.second_pack is not None else None,
-        "region_consistency": forgery.region_consistency,
+        "region_consistency": forgery.region_consistency, "forgery_detectors": detector_specs(
+            forgery.detectors, forgery.fusion_model, pack_name=model.pack),
         "shard_size": config.shard_size, "min_rows_per_file": config.min_rows_per_file,
         "raw_operators": runs[-1]["raw"]["operators"],
         "warmup": warmup, "cluster_cpus": cluster.get("CPU"), "ray_worker_niceness": args.ray_worker_niceness, "raw_niceness": os.nice(0), "upload_s": round(upload_s, 1),

@@ -297,7 +297,7 @@ def run(cache_dir: Path, analyzer, forgery_config, per_family: int, authentic_lf
               "fusion_heads": list(heads),
               "leave_one_family_out": leave_one_family_out(frame, scorer, prior, target_fpr, resamples, heads)}
     if fit:
-        scorer_info = {"signals_model": scorer.model_version, "detectors": list(forgery_config.detectors),
+        scorer_info = {"signals_model": scorer.model_version, "detectors": list(forgery_config.detectors or []),
                        "model_pack": analyzer.pack.name, "gallery_version": matcher.gallery.version,
                        "identity_signal": forgery_config.use_identity_signal,
                        "second_pack": scorer.second.pack.name if scorer.second is not None else None}
@@ -314,7 +314,7 @@ def run(cache_dir: Path, analyzer, forgery_config, per_family: int, authentic_lf
         if fit:
             fusions[f"fitted ({fusion.version})"] = fusion
         report["unseen_authentic"] = unseen_authentic.check(cache_dir, labels, analyzer, matcher, scorer, fusions,
-                                                            list(forgery_config.detectors), resamples, unseen_people)
+                                                            list(forgery_config.detectors or []), resamples, unseen_people)
     report["_frame"] = frame
     report["_data"] = data_description(corpus_dir, frame)
     return report

@@ -9,7 +9,8 @@ from operators.face_analyzer import FaceAnalyzer
 from operators.forgery.scorer import ForgeryScorer
 from operators.matcher import GalleryMatcher
 from operators.stages import face_stages
-from tests.support.shared_data import DATA, MODELS, ONNX_PACK
+from tests.support.shared_data import DATA, DLIB_PACK, MODELS, ONNX_PACK
+from operators.forgery.fusion import ARTEFACTS_DIR
 from core.config import CrawlConfig, ForgeryConfig
 
 # MesoNet is no longer a default detector (issue 14); these tests still check that an artefact
@@ -81,10 +82,16 @@ def test_shipped_set_needs_no_context_crops_and_scores_the_same(onnx_gallery, on
     """Without an artefact detector (the shipped ForgeryConfig) the face stage makes no 224 px
     context crop, and the scorer's output is what it is with the crops."""
     shipped = CrawlConfig(input="unused", output="unused", gallery=onnx_gallery, model=ONNX_PACK, aligned=True)
-    assert shipped.forgery.detectors == []
+    assert shipped.forgery.detectors is None  # the fusion's: the shipped defaults were fitted without one
     assert face_stages(shipped)[0].kwargs["context_crops"] is False
     with_detector = shipped.model_copy(update={"forgery": ForgeryConfig(detectors=[MESONET_DF])})
     assert face_stages(with_detector)[0].kwargs["context_crops"] is True
+    # An opt-in fusion fitted with SBI brings that detector (and so the context crops); "none" wins.
+    sbi_fusion = str(ARTEFACTS_DIR / "fusion-lr-3f7d1a9d")
+    brings = shipped.model_copy(update={"model": DLIB_PACK, "forgery": ForgeryConfig(fusion_model=sbi_fusion)})
+    assert face_stages(brings)[0].kwargs["context_crops"] is True
+    refused = brings.model_copy(update={"forgery": ForgeryConfig(fusion_model=sbi_fusion, detectors=[])})
+    assert face_stages(refused)[0].kwargs["context_crops"] is False
 
     uris = sorted(str(p) for p in (swap_dir / "real").glob("*/*"))[:4]
     uris += sorted(str(p) for p in (swap_dir / "fake").glob("*/*"))[:4]

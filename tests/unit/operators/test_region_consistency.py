@@ -184,20 +184,35 @@ def test_a_fusion_keeps_the_heads_version_it_was_fitted_on(scored_rows, heads, t
     assert "consistency=region-consistency-dlib-test" in unpinned.model_version
 
 
-def test_the_dlib_default_weighs_it_with_the_heads_and_rate_it_was_fitted_with(scored_rows, heads):
-    """DEFAULT.dlib (fusion-lr@c1eea7a0) weighs region consistency in its vip head at candidate
-    rate 0.30: the default scorer takes both from it, and refuses to run with the heads off."""
+def test_the_dlib_default_weighs_it_with_the_heads_rate_and_detector_it_was_fitted_with(scored_rows, heads):
+    """DEFAULT.dlib (fusion-lr@3f7d1a9d) weighs region consistency and SBI in its vip head at
+    candidate rate 0.30: the default scorer takes all three from it, and refuses the heads off."""
     from operators.forgery.fusion import shipped_fusion_dir
 
     rows, with_it, _ = scored_rows
-    default = ForgeryScorer(gallery=with_it.gallery, pack=with_it.pack, detectors=[])
-    assert shipped_fusion_dir("dlib").name == "fusion-lr-c1eea7a0"
-    assert SIGNAL in default.fusion.head(True).features and default.fusion.head(False) is None
+    default = ForgeryScorer(gallery=with_it.gallery, pack=with_it.pack)
+    assert shipped_fusion_dir("dlib").name == "fusion-lr-3f7d1a9d"
+    assert {SIGNAL, "artefact:sbi"} <= set(default.fusion.head(True).features) and default.fusion.head(False) is None
     assert default.config.weak_match_fpir == 0.3 and "/weak0.3/" in default.model_version
-    assert f"consistency={heads.version}" in default.model_version
+    assert f"consistency={heads.version}" in default.model_version and "sbi=sbi-mfn-v6" in default.model_version
     out = [r for r in default(rows).to_pylist() if r["status"] == "ok"]
     # Only faces with a VIP candidate get a verdict; others stay unverified.
     assert all((r["verdict"] == "unverified") == (r["forgery_identity_id"] is None) for r in out)
     with pytest.raises(ValueError, match="consistency:inner_outer"):
-        ForgeryScorer(gallery=with_it.gallery, pack=with_it.pack, detectors=[],
-                      forgery=ForgeryConfig(region_consistency="off"))
+        ForgeryScorer(gallery=with_it.gallery, pack=with_it.pack, forgery=ForgeryConfig(region_consistency="off"))
+
+
+def test_an_sbi_fusion_brings_its_detector(scored_rows):
+    """fusion-lr@3f7d1a9d was fitted with sbi:sbi-mfn-v6: naming the fusion is enough, and the
+    same recipe without SBI (c1eea7a0) brings none."""
+    rows, with_it, _ = scored_rows
+    fusion = str(ARTEFACTS_DIR / "fusion-lr-3f7d1a9d")
+    scorer = ForgeryScorer(gallery=with_it.gallery, pack=with_it.pack, forgery=ForgeryConfig(fusion_model=fusion))
+    assert [d.name for d in scorer.detectors] == ["sbi"] and "sbi=sbi-mfn-v6" in scorer.model_version
+    assert scorer.config.weak_match_fpir == 0.3
+    with pytest.raises(ValueError, match="artefact:sbi"):
+        ForgeryScorer(gallery=with_it.gallery, pack=with_it.pack,
+                      forgery=ForgeryConfig(fusion_model=fusion, detectors=[]))
+    without = ForgeryScorer(gallery=with_it.gallery, pack=with_it.pack,
+                            forgery=ForgeryConfig(fusion_model=str(ARTEFACTS_DIR / "fusion-lr-c1eea7a0")))
+    assert without.detectors == [] and without.config.weak_match_fpir == 0.3

@@ -27,7 +27,8 @@ def test_uris_names_and_defaults_pass_unchanged(tmp_path, monkeypatch):
     assert _config(["--forgery-fusion", "s3://bucket/fusion"]).fusion_model == "s3://bucket/fusion"
     assert _config(["--forgery-fusion", "uncalibrated"]).fusion_model == "uncalibrated"
     default = _config([])
-    assert default.fusion_model == "shipped" and default.detectors == []
+    # No detector named: the fusion's own (none for the shipped defaults).
+    assert default.fusion_model == "shipped" and default.detectors is None
     assert _config(["--forgery-detector", "none"]).detectors == []
 
 
