@@ -122,17 +122,14 @@ class ForgeryConfig(BaseModel):
     identity-aware signal, and the fusion artefact written by jobs.calibrate."""
 
     enabled: bool = True
-    # "<kind>:<uri>" per detector, kind in {mesonet, sbi}. Empty by default: MesoNet Meso4_DF
-    # measures face size, not forgery (issue 14: P(fake) > 0.5 for 92% of demo faces with eyes
-    # < 20 px apart), so it is only used when asked for (--forgery-detector mesonet:<h5>). A
-    # default never points into ../shared: a deployed image has none. "sbi:shipped" (the SBI
-    # artefact inside the package, operators/forgery/artefacts/sbi-mfn-v1) is opt-in, with its own
-    # fusion (operators/forgery/artefacts/fusion-lr-0192695e): it does not separate the FF++
-    # FaceSwap pair, was trained on the LFW people the benchmark's authentic side uses, costs a
-    # network per face, and with it the demo raised a false alert (docs/forgery.md "Default set").
-    # None: the detectors the fusion was fitted with (its metadata's scorer.detectors; none for
-    # the shipped defaults), as a fusion weighing "artefact:<kind>" needs that detector; [] (CLI
-    # "--forgery-detector none"): none, whatever the fusion.
+    # "<kind>:<uri>" per detector, kind in {mesonet, sbi}. MesoNet Meso4_DF measures face size,
+    # not forgery (issue 14: P(fake) > 0.5 for 92% of demo faces with eyes < 20 px apart), so it
+    # is only used when asked for (--forgery-detector mesonet:<h5>); a default never points into
+    # ../shared. None: the detectors the fusion was fitted with (its metadata's scorer.detectors),
+    # as a fusion weighing "artefact:<kind>" needs that detector. The dlib default
+    # (DEFAULT.dlib, fusion-lr@3f7d1a9d) brings sbi:sbi-mfn-v6, the project's own SBI model inside
+    # the package; the ONNX default (DEFAULT) brings none. [] (CLI "--forgery-detector none"):
+    # none, whatever the fusion (docs/forgery.md "Default set").
     detectors: Optional[list[str]] = None
     # "shipped": the calibrated fusion shipped inside the package (operators/forgery/artefacts/,
     # fitted by jobs.forgery_benchmark --write-fusion on the benchmark's calibration side at a
