@@ -214,6 +214,10 @@ def run(items: list[dict], model: ModelPackConfig, out_uri: str, version: str, d
     if faces is not None and not set(faces["uri"]) <= {item["uri"] for item in items}:
         raise ValueError(f"{embeddings_uri} holds faces of photos outside this training set: another --lfw or "
                          f"exclusion; write the embeddings to a new path")
+    if faces is not None and cached_views(faces) != launder_views:
+        # The manifest states the views trained on; a cache made with another count would belie it.
+        raise ValueError(f"{embeddings_uri} holds {cached_views(faces)} laundered views per photo, not "
+                         f"{launder_views}: write the embeddings to a new path")
     if faces is None:
         faces = embed_faces(with_laundered_views(items, launder_views), model, storage_config, actors=actors)
         if embeddings_uri:
@@ -236,6 +240,13 @@ def run(items: list[dict], model: ModelPackConfig, out_uri: str, version: str, d
     write_artifact(out_uri, heads, manifest, storage_config)
     log.info("region consistency %s: %s", version, json.dumps(fitted["metrics"]))
     return manifest
+
+
+def cached_views(faces: pd.DataFrame) -> int:
+    """Laundered views per photo in embedded faces (a photo's face may be missing in some views)."""
+    if "launder" not in faces or faces.empty:
+        return 0
+    return int((faces["launder"] >= 0).groupby(faces["uri"]).sum().max())
 
 
 def _parquet_bytes(faces: pd.DataFrame) -> bytes:

@@ -57,6 +57,12 @@ def test_few_steps_write_a_loadable_artefact_without_excluded_people(ray_cluster
     refit = main(args + ["--out", "s3://consistency-models/refit", "--version", "region-consistency-refit"])
     refit_manifest = json.loads(storage.read_bytes("s3://consistency-models/refit/manifest.json"))
     assert refit_manifest["training_data"]["faces"] == data["faces"] and refit["version"] == "region-consistency-refit"
+    # Embeddings made with another number of views are refused, not trained on under a wrong manifest.
+    import pytest
+
+    other_views = args[:args.index("--launder-views") + 1] + ["2"] + args[args.index("--launder-views") + 2:]
+    with pytest.raises(ValueError, match="laundered views per photo"):
+        main(other_views + ["--out", "s3://consistency-models/wrong", "--version", "region-consistency-wrong"])
 
 
 def test_laundered_views_are_seeded_copies_that_degrade_the_photo():
