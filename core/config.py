@@ -66,6 +66,11 @@ class DecodeConfig(BaseModel):
     video_max_source_frames: int = 36_000
 
 
+# Eyes closer than this (px, original image): identity embeddings no longer keep the gallery
+# threshold's promise (docs/identification.md, "Small faces").
+MIN_IDENTIFY_EYE_PX = 20.0
+
+
 class MatchConfig(BaseModel):
     top_k: int = 5
     # Used only when the gallery manifest carries no calibrated threshold.
@@ -73,7 +78,7 @@ class MatchConfig(BaseModel):
     # A face whose eyes are closer than this (px, original image) gets no identity_id (its
     # match_score and candidates stay): the threshold's FPIR is calibrated on LFW-sized faces and
     # does not hold for much smaller ones (docs/identification.md, "Small faces"). 0: no gate.
-    min_identify_eye_px: float = 20.0
+    min_identify_eye_px: float = MIN_IDENTIFY_EYE_PX
 
 
 class RayResources(BaseModel):
@@ -168,6 +173,13 @@ class ForgeryConfig(BaseModel):
     # MesoInception_F2F 1% -> 5%); below sharpness 50 Meso4_DF flags 86-97% of them.
     min_inter_ocular_px: float = 32.0
     min_sharpness: float = 50.0
+    # Which gate withholds region consistency. "artefact": the one above (set for MesoNet; every
+    # fusion before session 29 was fitted so). "identity": only faces whose eyes are closer than
+    # consistency_min_inter_ocular_px, the floor of the identity embeddings its heads read
+    # (docs/forgery.md "Region consistency below the artefact gate"). None: as the fusion was
+    # fitted (its signals_model's "consistency-gate=identity@<px>px", else "artefact").
+    consistency_gate: Optional[Literal["artefact", "identity"]] = None
+    consistency_min_inter_ocular_px: float = MIN_IDENTIFY_EYE_PX
     # Faces with no VIP candidate get a verdict from a calibrated fusion's generic head (artefact
     # signals only); otherwise they stay 'unverified'.
     generic_verdicts: bool = True

@@ -50,6 +50,13 @@ def add_forgery_args(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--region-consistency", default=None, metavar="shipped|off|URI",
                        help="inner-face vs outer-ring consistency heads (jobs.train_region_consistency): 'shipped' "
                             "= the package's heads for each pack's embedder (default), 'off', or an artefact URI")
+    group.add_argument("--consistency-gate", default=None, choices=["artefact", "identity"],
+                       help="which faces region consistency does not judge: 'artefact' = those the artefact "
+                            "detectors' quality gate withholds (under 32 px between the eyes, or blurred); "
+                            "'identity' = only those under --consistency-min-eye-px (default: as the forgery "
+                            "fusion was fitted)")
+    group.add_argument("--consistency-min-eye-px", type=float, default=None,
+                       help="the 'identity' gate's floor, px between the eyes (default 20, the matcher's)")
 
 
 def absolute_uri(uri: str) -> str:
@@ -72,6 +79,10 @@ def forgery_config(args: argparse.Namespace) -> ForgeryConfig:
     if getattr(args, "region_consistency", None):
         spec = args.region_consistency
         config.region_consistency = spec if spec in ("shipped", "off") else absolute_uri(spec)
+    if getattr(args, "consistency_gate", None):
+        config.consistency_gate = args.consistency_gate
+    if getattr(args, "consistency_min_eye_px", None) is not None:
+        config.consistency_min_inter_ocular_px = args.consistency_min_eye_px
     if args.forgery_detector:
         config.detectors = [d for d in args.forgery_detector if d != "none"]
     return config

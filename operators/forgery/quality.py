@@ -31,12 +31,19 @@ def sharpness(aligned_rgb: np.ndarray) -> float:
     return float(cv2.Laplacian(grey, cv2.CV_64F).var())
 
 
-def gate_reason(iod_px: float, sharp: float, min_iod_px: float, min_sharpness: float) -> Optional[str]:
-    """Why artefact signals must not be used for this face, or None when they may."""
+GATED_WITH_CONSISTENCY = "artefact and region-consistency signals"
+GATED_ARTEFACTS = "artefact signals"
+
+
+GATED_CONSISTENCY = "region-consistency signals"
+
+
+def gate_reason(iod_px: float, sharp: float, min_iod_px: float, min_sharpness: float,
+                gated: str = GATED_WITH_CONSISTENCY) -> Optional[str]:
+    """Why the ``gated`` signals must not be used for this face, or None when they may."""
     if math.isfinite(iod_px) and iod_px < min_iod_px:
-        return (f"face too small to judge: {iod_px:.0f} px between the eyes (artefact and region-consistency "
-                f"signals need >= {min_iod_px:.0f})")
+        return f"face too small to judge: {iod_px:.0f} px between the eyes ({gated} need >= {min_iod_px:.0f})"
     if sharp < min_sharpness:
-        return (f"face too blurred to judge: sharpness {sharp:.0f} (variance of the Laplacian; artefact and "
-                f"region-consistency signals need >= {min_sharpness:.0f})")
+        return (f"face too blurred to judge: sharpness {sharp:.0f} (variance of the Laplacian; {gated} need "
+                f">= {min_sharpness:.0f})")
     return None

@@ -18,7 +18,8 @@ from operators.forgery.detectors import load_detectors
 from operators.forgery.fusion import FusionModel, fitted_detectors, load_fusion
 from operators.forgery.identity_signal import SIGNALS, CandidateKind, region_embeddings
 from operators.forgery.pack_identity import SECOND_PACK_PREFIX, PackIdentity
-from operators.forgery.quality import gate_reason, inter_ocular_px, sharpness
+from operators.forgery.quality import GATED_ARTEFACTS, GATED_CONSISTENCY, GATED_WITH_CONSISTENCY, gate_reason, \
+    inter_ocular_px, sharpness
 from operators.forgery.region_consistency import SIGNAL as CONSISTENCY_SIGNAL, RegionConsistency, pinned_versions, \
     shipped_for
 from core.config import DEFAULT_WEAK_MATCH_FPIR, ForgeryConfig, ModelPackConfig, StorageConfig
@@ -29,6 +30,10 @@ from operators.packs import load_model_pack
 ARTEFACT_REASON_AT = 0.5
 # Region inconsistency (spreads below authentic faces) from which a face's reasons mention it.
 CONSISTENCY_REASON_AT = 3.0
+# The part of forgery_model naming region consistency's own size gate (ForgeryConfig.consistency_gate
+# "identity"); a fusion fitted so brings it. Without it, the artefact detectors' gate.
+CONSISTENCY_GATE = "consistency-gate=identity@{px:g}px"
+CONSISTENCY_GATE_FOUND = re.compile(r"(?:^|;)consistency-gate=identity@([0-9.]+)px(?:;|$)")
 
 
 def _crop(raw: bytes, size: int) -> np.ndarray:
@@ -53,6 +58,8 @@ class ForgeryScorer:
         self.second: Optional[PackIdentity] = None
         if self.config.weak_match_fpir is None:
             self.config = self.config.model_copy(update={"weak_match_fpir": self._fitted_weak_rate()})
+        if self.config.consistency_gate is None:
+            self.config = self.config.model_copy(update=self._fitted_consistency_gate())
         if self.config.use_identity_signal and self.gallery is not None:
             if pack is None:
                 pack = load_model_pack(model or ModelPackConfig(), storage, threads=1)
@@ -75,6 +82,8 @@ class ForgeryScorer:
         for side, prefix in self._sides():
             if side.consistency is not None:
                 parts.append(f"{prefix}consistency={side.consistency.version}")
+        if self.config.consistency_gate == "identity" and any(side.consistency is not None for side, _ in self._sides()):
+            parts.append(CONSISTENCY_GATE.format(px=self.config.consistency_min_inter_ocular_px))
         self.model_version = ";".join(parts)
 
     def _second_identity(self, second_pack, storage: StorageConfig | None) -> PackIdentity:
@@ -99,6 +108,15 @@ class ForgeryScorer:
         signals_model = getattr(self.fusion, "metadata", {}).get("scorer", {}).get("signals_model", "")
         found = re.search(r"/weak([0-9.eE+-]+)/", signals_model + "/")
         return float(found.group(1)) if found else DEFAULT_WEAK_MATCH_FPIR
+
+    def _fitted_consistency_gate(self) -> dict:
+        """The gate the fusion's region-consistency signals were read through: its own size floor
+        when the signals_model names one, else the artefact detectors' gate (every earlier fusion)."""
+        signals_model = getattr(self.fusion, "metadata", {}).get("scorer", {}).get("signals_model", "")
+        found = CONSISTENCY_GATE_FOUND.search(signals_model)
+        if found is None:
+            return {"consistency_gate": "artefact"}
+        return {"consistency_gate": "identity", "consistency_min_inter_ocular_px": float(found.group(1))}
 
     def _pin_consistency(self, storage: StorageConfig | None) -> None:
         """A fusion that weighs region consistency was fitted on one version of the heads; another
@@ -151,14 +169,22 @@ class ForgeryScorer:
                                  f"scorer does not compute (detectors: {[d.name for d in self.detectors]})")
 
     # ---- per batch ------------------------------------------------------------------------
-    def quality_gate(self, landmarks: list, aligned: list[np.ndarray]) -> tuple[list[dict], list[Optional[str]]]:
-        """Per face: its quality measures (as signals) and why artefact detectors may not judge it."""
-        measures, why_not = [], []
+    def quality_gate(self, landmarks: list, aligned: list[np.ndarray]) -> tuple[list[dict], list[Optional[str]],
+                                                                                list[Optional[str]]]:
+        """Per face: its quality measures (as signals), why artefact detectors (and region
+        consistency, under the "artefact" gate) may not judge it, and, under the "identity" gate,
+        why region consistency may not (None where it may)."""
+        own_gate = self.config.consistency_gate == "identity"
+        gated = GATED_ARTEFACTS if own_gate else GATED_WITH_CONSISTENCY
+        measures, why_not, why_not_consistency = [], [], []
         for points, crop in zip(landmarks, aligned):
             iod, sharp = inter_ocular_px(points), sharpness(crop)
             measures.append({"quality:inter_ocular_px": iod, "quality:sharpness": sharp})
-            why_not.append(gate_reason(iod, sharp, self.config.min_inter_ocular_px, self.config.min_sharpness))
-        return measures, why_not
+            why_not.append(gate_reason(iod, sharp, self.config.min_inter_ocular_px, self.config.min_sharpness, gated))
+            why_not_consistency.append(
+                gate_reason(iod, sharp, self.config.consistency_min_inter_ocular_px, 0.0, GATED_CONSISTENCY)
+                if own_gate else why_not[-1])
+        return measures, why_not, why_not_consistency
 
     def candidates(self, side: PackIdentity, matched: list[Optional[str]], tops: list[Optional[tuple[str, float]]],
                    whole: np.ndarray, inner: np.ndarray, reasons: list[list[str]],
@@ -213,16 +239,20 @@ class ForgeryScorer:
             raise ValueError("face rows without context_face: the FaceAnalyzer was built with context_crops=False, "
                              "which only a crawl without artefact detectors may do")
         aligned = [_crop(raw, ALIGNED_SIZE) for raw in faces.column("aligned_face").to_pylist()]
-        measures, why_not = self.quality_gate(faces.column("landmarks").to_pylist(), aligned)
+        measures, why_not, why_not_consistency = self.quality_gate(faces.column("landmarks").to_pylist(), aligned)
         judged = [k for k, why in enumerate(why_not) if why is None]
-        # The gate's reason is only given when a gated signal counts: a detector, or region
+        consistency_rows = [k for k, why in enumerate(why_not_consistency) if why is None]
+        # A gate's reason is only given when a signal it withholds counts: a detector, or region
         # consistency that the fusion weighs.
-        gated_signals = bool(self.detectors) or any(prefix + CONSISTENCY_SIGNAL in self._fused
-                                                    for side, prefix in self._sides() if side.consistency is not None)
+        weighs_consistency = any(prefix + CONSISTENCY_SIGNAL in self._fused
+                                 for side, prefix in self._sides() if side.consistency is not None)
+        own_gate = self.config.consistency_gate == "identity"
         for k, why in enumerate(why_not):
             features[k].update(measures[k])
-            if why is not None and gated_signals:
+            if why is not None and (self.detectors or (weighs_consistency and not own_gate)):
                 reasons[k].append(why)
+            if own_gate and why_not_consistency[k] is not None and weighs_consistency:
+                reasons[k].append(why_not_consistency[k])
         contexts = [_crop(raw_contexts[k], CONTEXT_SIZE) for k in judged] if self.detectors else []
         for detector in self.detectors:
             for k, value in zip(judged, detector.score(contexts) if contexts else []):
@@ -230,9 +260,9 @@ class ForgeryScorer:
         vip: list[Optional[str]] = [None] * len(positions)
         if self.identity is not None:
             for side, prefix, label, matched, tops, whole, inner, outer in self._identity_sides(faces, aligned):
-                if side.consistency is not None and judged:
-                    values = side.consistency.inconsistency(inner[judged], outer[judged])
-                    for k, value in zip(judged, values):
+                if side.consistency is not None and consistency_rows:
+                    values = side.consistency.inconsistency(inner[consistency_rows], outer[consistency_rows])
+                    for k, value in zip(consistency_rows, values):
                         features[k][prefix + CONSISTENCY_SIGNAL] = float(value)
                         if value >= CONSISTENCY_REASON_AT and prefix + CONSISTENCY_SIGNAL in self._fused:
                             reasons[k].append(label + side.consistency.reason(float(value)))

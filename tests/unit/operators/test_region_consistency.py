@@ -129,15 +129,19 @@ def test_a_fusion_that_weighs_it_is_refused_without_the_heads(scored_rows):
                       forgery=ForgeryConfig(region_consistency="off"))
 
 
-def test_gated_faces_say_why_only_when_the_signal_counts(scored_rows, dlib_pack, swap_dir, tmp_path):
+def _blurred_rows(gallery, dlib_pack, swap_dir, tmp_path):
     import cv2
 
-    _, with_it, _ = scored_rows
     for k, path in enumerate(sorted((swap_dir / "real").glob("*/*"))[:3]):
         cv2.imwrite(str(tmp_path / f"blurred{k}.png"), cv2.GaussianBlur(cv2.imread(str(path)), (0, 0), 4))
-    rows = GalleryMatcher(gallery=with_it.gallery)(embed_images(sorted(str(p) for p in tmp_path.glob("*.png")),
+    return GalleryMatcher(gallery=gallery)(embed_images(sorted(str(p) for p in tmp_path.glob("*.png")),
                                                         FaceAnalyzer(DLIB_PACK, aligned=True, pack=dlib_pack),
                                                         ImageDecoder()))
+
+
+def test_gated_faces_say_why_only_when_the_signal_counts(scored_rows, dlib_pack, swap_dir, tmp_path):
+    _, with_it, _ = scored_rows
+    rows = _blurred_rows(with_it.gallery, dlib_pack, swap_dir, tmp_path)
     head = dict(features=[SIGNAL], coef=[2.0], intercept=-4.0, threshold=0.5, fill=[0.0])
     weighs = ForgeryScorer(gallery=with_it.gallery, pack=dlib_pack, detectors=[],
                            fusion=FusionModel(heads={"vip": Head(**head)}, version="fusion-test",
@@ -149,6 +153,60 @@ def test_gated_faces_say_why_only_when_the_signal_counts(scored_rows, dlib_pack,
         assert SIGNAL not in _signals(default_row) and SIGNAL not in _signals(weighed_row)
         assert not any(r.startswith("face too blurred") for r in default_row["reasons"])
         assert any(r.startswith("face too blurred") and "region-consistency" in r for r in weighed_row["reasons"])
+
+
+def test_the_identity_gate_judges_blurred_faces_and_a_fusion_fitted_so_brings_it(scored_rows, dlib_pack, swap_dir,
+                                                                                  tmp_path):
+    """consistency_gate "identity": blurred faces the artefact gate withholds still get region
+    consistency, their reasons no longer say it is withheld, forgery_model names the gate, and a
+    fusion whose signals_model names it brings it (floor included); an older fusion keeps the
+    artefact gate. Faces under the floor are withheld, and say so."""
+    _, with_it, _ = scored_rows
+    rows = _blurred_rows(with_it.gallery, dlib_pack, swap_dir, tmp_path)
+    head = Head(features=[SIGNAL], coef=[2.0], intercept=-4.0, threshold=0.5, fill=[0.0])
+
+    def fusion(signals_model: str) -> FusionModel:
+        return FusionModel(heads={"vip": head}, version="fusion-test",
+                           metadata={"prior": 0.01, "scorer": {"signals_model": signals_model}})
+
+    legacy = "fusion-x;consistency=region-consistency-dlib-v1"
+    gated = ForgeryScorer(gallery=with_it.gallery, pack=dlib_pack, detectors=[], fusion=fusion(legacy))
+    own = ForgeryScorer(gallery=with_it.gallery, pack=dlib_pack, detectors=[],
+                        fusion=fusion(legacy + ";consistency-gate=identity@20px"))
+    assert gated.config.consistency_gate == "artefact" and "consistency-gate" not in gated.model_version
+    assert own.config.consistency_gate == "identity" and own.config.consistency_min_inter_ocular_px == 20
+    assert own.model_version.endswith(";consistency-gate=identity@20px")
+    explicit = ForgeryScorer(gallery=with_it.gallery, pack=dlib_pack, detectors=[], fusion=fusion(legacy),
+                             forgery=ForgeryConfig(consistency_gate="identity"))
+    assert explicit.model_version == own.model_version
+    before = [r for r in gated(rows).to_pylist() if r["status"] == "ok"]
+    after = [r for r in own(rows).to_pylist() if r["status"] == "ok"]
+    assert before and len(before) == len(after)
+    for old, new in zip(before, after):
+        assert _signals(new)["quality:sharpness"] < 50 and _signals(new)["quality:inter_ocular_px"] >= 20
+        assert SIGNAL not in _signals(old) and SIGNAL in _signals(new)
+        assert any(r.startswith("face too blurred") for r in old["reasons"])
+        assert not any(r.startswith("face too") for r in new["reasons"])
+        if new["forgery_identity_id"] is not None:
+            value = _signals(new)[SIGNAL]
+            assert new["forgery_score"] == pytest.approx(1 / (1 + np.exp(-(2.0 * value - 4.0))), rel=1e-4)
+    # A floor above these faces' eye distance withholds the signal again, and says why.
+    iod = min(_signals(r)["quality:inter_ocular_px"] for r in after)
+    strict = ForgeryScorer(gallery=with_it.gallery, pack=dlib_pack, detectors=[],
+                           fusion=fusion(legacy + f";consistency-gate=identity@{iod + 1:.0f}px"))
+    for row in (r for r in strict(rows).to_pylist() if r["status"] == "ok"):
+        assert SIGNAL not in _signals(row)
+        assert any(r.startswith("face too small to judge") and "(region-consistency signals need" in r
+                   for r in row["reasons"])
+    # With an artefact detector the artefact gate still speaks, for the detector alone.
+    from operators.forgery.detectors import load_detectors
+
+    with_sbi = ForgeryScorer(gallery=with_it.gallery, pack=dlib_pack, detectors=load_detectors(["sbi:sbi-mfn-v6"]),
+                             fusion=fusion(legacy + ";consistency-gate=identity@20px"))
+    for row in (r for r in with_sbi(rows).to_pylist() if r["status"] == "ok"):
+        assert "artefact:sbi" not in _signals(row) and SIGNAL in _signals(row)
+        assert any(r.startswith("face too blurred") and "(variance of the Laplacian; artefact signals need" in r
+                   for r in row["reasons"])
 
 
 def _pinned_fusion(version: str) -> FusionModel:
