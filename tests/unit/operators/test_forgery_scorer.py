@@ -78,13 +78,18 @@ def test_crawl_rows_carry_forgery_fields(ray_cluster, onnx_gallery, swap_dir, tm
     assert [r for r in rows if r["status"] == "error"][0]["forgery_score"] is None
 
 
-def test_shipped_set_needs_no_context_crops_and_scores_the_same(onnx_gallery, onnx_analyzer, swap_dir):
-    """Without an artefact detector (the shipped ForgeryConfig) the face stage makes no 224 px
-    context crop, and the scorer's output is what it is with the crops."""
+def test_a_fusion_without_a_detector_needs_no_context_crops_and_scores_the_same(onnx_gallery, onnx_analyzer,
+                                                                               swap_dir):
+    """A fusion fitted without an artefact detector (fusion-lr@3d8ba041, the ONNX default until
+    session 29) makes the face stage skip the 224 px context crop, and the scorer's output is what
+    it is with the crops; the shipped defaults, fitted with SBI, bring it and so the crops."""
     shipped = CrawlConfig(input="unused", output="unused", gallery=onnx_gallery, model=ONNX_PACK, aligned=True)
-    assert shipped.forgery.detectors is None  # the fusion's: the shipped defaults were fitted without one
-    assert face_stages(shipped)[0].kwargs["context_crops"] is False
-    with_detector = shipped.model_copy(update={"forgery": ForgeryConfig(detectors=[MESONET_DF])})
+    assert shipped.forgery.detectors is None  # the fusion's
+    assert face_stages(shipped)[0].kwargs["context_crops"] is True
+    no_detector = ForgeryConfig(fusion_model=str(ARTEFACTS_DIR / "fusion-lr-3d8ba041"))
+    without = shipped.model_copy(update={"forgery": no_detector})
+    assert face_stages(without)[0].kwargs["context_crops"] is False
+    with_detector = without.model_copy(update={"forgery": ForgeryConfig(detectors=[MESONET_DF])})
     assert face_stages(with_detector)[0].kwargs["context_crops"] is True
     # An opt-in fusion fitted with SBI brings that detector (and so the context crops); "none" wins.
     sbi_fusion = str(ARTEFACTS_DIR / "fusion-lr-3f7d1a9d")
@@ -96,7 +101,8 @@ def test_shipped_set_needs_no_context_crops_and_scores_the_same(onnx_gallery, on
     uris = sorted(str(p) for p in (swap_dir / "real").glob("*/*"))[:4]
     uris += sorted(str(p) for p in (swap_dir / "fake").glob("*/*"))[:4]
     matcher = GalleryMatcher(onnx_gallery)
-    scorer = ForgeryScorer(gallery=matcher.gallery, forgery=shipped.forgery, pack=onnx_analyzer.pack)
+    scorer = ForgeryScorer(gallery=matcher.gallery, forgery=without.forgery, pack=onnx_analyzer.pack)
+    assert scorer.detectors == []
     columns = ("forgery_score", "verdict", "reasons", "forgery_signals", "forgery_identity_id", "forgery_model")
     outputs = []
     for context_crops in (True, False):

@@ -86,10 +86,12 @@ def test_second_pack_needs_its_own_gallery(scored, onnx_gallery):
                       forgery=ForgeryConfig(second_pack=DLIB_PACK, second_gallery=onnx_gallery))
 
 
-@pytest.mark.parametrize("name", ["fusion-lr-f7a5c86e", "fusion-lr-6fe30eb5", "fusion-lr-e9dbbc2a"])
+@pytest.mark.parametrize("name", ["fusion-lr-f7a5c86e", "fusion-lr-6fe30eb5", "fusion-lr-e9dbbc2a",
+                                  "fusion-lr-7900bca8"])
 def test_shipped_two_pack_fusions_are_opt_in_and_name_their_second_embedder(name):
     """Fitted on the dlib pack with MobileFaceNet as the second pack (6fe30eb5: with both packs'
-    region consistency, vip head only; e9dbbc2a: the same plus the SBI detector, at candidate rate 0.3)."""
+    region consistency, vip head only; e9dbbc2a: the same plus the SBI detector, at candidate rate 0.3;
+    7900bca8: the same with region consistency through its own 20 px gate)."""
     import json
 
     from operators.forgery.fusion import ARTEFACTS_DIR, load_fusion
@@ -104,6 +106,8 @@ def test_shipped_two_pack_fusions_are_opt_in_and_name_their_second_embedder(name
         assert f"consistency={version}" in manifest["scorer"]["signals_model"]
         assert (ARTEFACTS_DIR / version / "manifest.json").is_file()
     assert all(p.read_text().strip() != name for p in ARTEFACTS_DIR.glob("DEFAULT*"))
+    if "consistency_gate" in manifest["ships_with"]:
+        assert f"consistency-gate={manifest['ships_with']['consistency_gate']}" in manifest["scorer"]["signals_model"]
 
 
 def test_a_consistency_uri_is_for_the_first_pack_and_the_second_keeps_its_shipped_heads(scored, dlib_gallery):
