@@ -31,7 +31,7 @@ def add_forgery_args(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("forgery scoring")
     group.add_argument("--forgery-detector", action="append", default=None, metavar="KIND:URI",
                        help="artefact detector, repeatable (mesonet:<h5>, sbi:<artefact>, sbi:shipped = sbi-mfn-v1, sbi:sbi-mfn-v2, sbi:sbi-mfn-v3, sbi:sbi-mfn-v4, sbi:sbi-mfn-v5, sbi:sbi-mfn-v6); default: "
-                            "the ones the forgery fusion was fitted with (none for the shipped defaults). 'none' for no artefact detector")
+                            "the ones the forgery fusion was fitted with (sbi:sbi-mfn-v6 for both shipped defaults). 'none' for no artefact detector")
     group.add_argument("--forgery-fusion", default=None,
                        help="fusion artefact (jobs.calibrate JSON or a jobs.forgery_benchmark artefact directory); "
                             "default: the calibrated fusion shipped in the package; 'uncalibrated' for the "

@@ -13,6 +13,7 @@ from operators.decode import ImageDecoder
 from operators.forgery.face_swap import swap_face
 from operators.forgery.identity_signal import CANDIDATE_SIGNALS
 from operators.forgery.scorer import ForgeryScorer
+from tests.support.fusions import ONNX_IDENTITY_ONLY
 from operators.matcher import GalleryMatcher
 from tests.support.shared_data import DATA, ENROLLED_PER_IDENTITY, FACES_ALIGNED
 from vipwatch.enrol import embed_images
@@ -26,8 +27,11 @@ def _signals(row) -> dict:
 
 @pytest.fixture(scope="module")
 def scorer(onnx_gallery, onnx_analyzer):
+    from core.config import ForgeryConfig
+
     matcher = GalleryMatcher(onnx_gallery)
-    return matcher, ForgeryScorer(gallery=matcher.gallery, pack=onnx_analyzer.pack)
+    return matcher, ForgeryScorer(gallery=matcher.gallery, pack=onnx_analyzer.pack,
+                                  forgery=ForgeryConfig(fusion_model=ONNX_IDENTITY_ONLY))
 
 
 @pytest.fixture(scope="module")
@@ -145,7 +149,7 @@ def test_candidate_rate_widens_the_check_and_is_recorded(scorer, strangers):
     matcher, default = scorer
     rows, scored = strangers
     everyone = ForgeryScorer(gallery=matcher.gallery, pack=default.pack, detectors=[],
-                             forgery=ForgeryConfig(weak_match_fpir=1.0))
+                             forgery=ForgeryConfig(weak_match_fpir=1.0, fusion_model=ONNX_IDENTITY_ONLY))
     wide = everyone(rows).to_pylist()
     faces = [k for k, r in enumerate(scored) if r["status"] == "ok" and r["identity_id"] is None]
     checked_default = {k for k in faces if scored[k]["forgery_identity_id"]}

@@ -12,6 +12,7 @@ from operators.face_analyzer import FaceAnalyzer
 from operators.forgery.pack_identity import SECOND_PACK_PREFIX
 from operators.forgery.scorer import ForgeryScorer
 from operators.matcher import GalleryMatcher
+from tests.support.fusions import ONNX_IDENTITY_ONLY
 from tests.support.shared_data import DLIB_PACK, ONNX_PACK
 from vipwatch.enrol import embed_images
 from vipwatch.evaluation import fusion_fit
@@ -29,9 +30,11 @@ def scored(onnx_gallery, onnx_analyzer, swap_dir, dlib_gallery):
     uris = sorted(str(p) for p in (swap_dir / "real").glob("*/*")) + sorted(str(p) for p in (swap_dir / "fake").glob("*/*"))
     labels = np.array([int("/fake/" in u) for u in uris])
     rows = matcher(embed_images(uris, FaceAnalyzer(ONNX_PACK, aligned=True, pack=onnx_analyzer.pack), ImageDecoder()))
-    one = ForgeryScorer(gallery=matcher.gallery, pack=onnx_analyzer.pack, detectors=[])
+    one = ForgeryScorer(gallery=matcher.gallery, pack=onnx_analyzer.pack, detectors=[],
+                        forgery=ForgeryConfig(fusion_model=ONNX_IDENTITY_ONLY))
     two = ForgeryScorer(gallery=matcher.gallery, pack=onnx_analyzer.pack, detectors=[],
-                        forgery=ForgeryConfig(second_pack=DLIB_PACK, second_gallery=dlib_gallery))
+                        forgery=ForgeryConfig(second_pack=DLIB_PACK, second_gallery=dlib_gallery,
+                                              fusion_model=ONNX_IDENTITY_ONLY))
     return labels, one, two, one(rows).to_pylist(), two(rows).to_pylist()
 
 
@@ -117,9 +120,10 @@ def test_a_consistency_uri_is_for_the_first_pack_and_the_second_keeps_its_shippe
     own_heads = shipped_for(one.pack.embedder_id)
     scorer = ForgeryScorer(gallery=one.gallery, pack=one.pack, detectors=[], second_pack=two.second.pack,
                            forgery=ForgeryConfig(second_pack=DLIB_PACK, second_gallery=dlib_gallery,
-                                                 region_consistency=own_heads))
+                                                 region_consistency=own_heads, fusion_model=ONNX_IDENTITY_ONLY))
     assert scorer.identity.consistency.embedder_id == one.pack.embedder_id
     assert scorer.second.consistency.embedder_id == two.second.pack.embedder_id
     with pytest.raises(ValueError, match="trained on"):
         ForgeryScorer(gallery=one.gallery, pack=one.pack, detectors=[],
-                      forgery=ForgeryConfig(region_consistency=shipped_for(two.second.pack.embedder_id)))
+                      forgery=ForgeryConfig(region_consistency=shipped_for(two.second.pack.embedder_id),
+                                            fusion_model=ONNX_IDENTITY_ONLY))

@@ -18,6 +18,7 @@ def signal_frame(onnx_gallery, onnx_analyzer, tmp_path_factory):
     from operators.runner import ChainRunner
     from tests.support.shared_data import FACES_ALIGNED, MODELS
     from core.config import ForgeryConfig
+    from tests.support.fusions import ONNX_IDENTITY_ONLY
     from vipwatch.evaluation.forgery_runs import labelled_uris, score_labelled
 
     out = tmp_path_factory.mktemp("calib_swaps")
@@ -25,7 +26,8 @@ def signal_frame(onnx_gallery, onnx_analyzer, tmp_path_factory):
     analyzer = FaceAnalyzer(onnx_analyzer.model_config, aligned=True, pack=onnx_analyzer.pack)
     matcher = GalleryMatcher(onnx_gallery)
     scorer = ForgeryScorer(gallery=matcher.gallery, pack=onnx_analyzer.pack,
-                           forgery=ForgeryConfig(detectors=[f"mesonet:{MODELS / 'mesonet' / 'Meso4_DF.h5'}"]))
+                           forgery=ForgeryConfig(detectors=[f"mesonet:{MODELS / 'mesonet' / 'Meso4_DF.h5'}"],
+                                                 fusion_model=ONNX_IDENTITY_ONLY))
     return score_labelled(labelled_uris(str(out / "real"), str(out / "fake")),
                           ChainRunner([ImageDecoder(), analyzer, matcher, scorer]))
 
