@@ -12,7 +12,6 @@ import warnings
 
 import cv2
 import numpy as np
-from insightface.utils import face_align
 
 from core.schema import ALIGNED_SIZE, CONTEXT_SIZE
 
@@ -25,6 +24,10 @@ def alignment_matrix(landmarks5: np.ndarray, window: tuple[int, int, int, int] =
                      size: int | None = None) -> np.ndarray:
     """2x3 matrix from image pixels to the window's pixels (template scale), or to a ``size``
     square holding the same window."""
+    # Imported here: the SBI detector and its training step import this module for SBI_WINDOW
+    # only, and so run where torch is the only model library (vipwatch/bench/gpu_torch.py).
+    from insightface.utils import face_align
+
     with warnings.catch_warnings():
         # scikit-image 0.26 deprecates SimilarityTransform.estimate, which face_align still calls.
         warnings.simplefilter("ignore", FutureWarning)
