@@ -31,10 +31,9 @@ def sharpness(aligned_rgb: np.ndarray) -> float:
     return float(cv2.Laplacian(grey, cv2.CV_64F).var())
 
 
+# What a gate withholds, as its reason names it (ForgeryConfig.consistency_gate).
 GATED_WITH_CONSISTENCY = "artefact and region-consistency signals"
 GATED_ARTEFACTS = "artefact signals"
-
-
 GATED_CONSISTENCY = "region-consistency signals"
 
 

@@ -22,6 +22,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from operators.forgery.sbi_detector import SBIDetector, resolve_artifact
+from operators.forgery.sbi_model import model_inputs, network_state, normalise, read_artifact
+from vipwatch.training.sbi_network import MOBILEFACENET, build_network
+
 DETECTOR = "sbi-mfn-v6"
 
 
@@ -35,8 +39,6 @@ def _sync(device: str) -> None:
 
 
 def detector_figures(crops: np.ndarray, batch_sizes: list[int], faces: int) -> dict:
-    from operators.forgery.sbi_detector import SBIDetector
-
     out, scores = {}, {}
     repeated = [crops[k % len(crops)] for k in range(faces)]
     for device in devices():
@@ -60,10 +62,6 @@ def detector_figures(crops: np.ndarray, batch_sizes: list[int], faces: int) -> d
 
 
 def training_figures(crops: np.ndarray, backbone_weights: str | None, batches: list[int], steps: int) -> dict:
-    from operators.forgery.sbi_detector import resolve_artifact
-    from operators.forgery.sbi_model import model_inputs, network_state, normalise, read_artifact
-    from vipwatch.training.sbi_network import MOBILEFACENET, build_network
-
     manifest, model_bytes = read_artifact(resolve_artifact(DETECTOR))
     size = int(manifest["input"]["size"])
     window = tuple(int(v) for v in manifest["input"]["context_window"])
@@ -102,9 +100,10 @@ def training_figures(crops: np.ndarray, backbone_weights: str | None, batches: l
 
 def make_crops(path: Path, count: int) -> None:
     """Context crops of LFW photos from ../shared, through the crawl's ONNX analyzer."""
-    from core.config import SHARED_DIR, ModelPackConfig
-    from operators.face_analyzer import FaceAnalyzer
-    from vipwatch.training.sbi_eval import context_crops
+    # lazy: the crawl's analyzer needs insightface and onnxruntime, which the GPU image lacks
+    from core.config import SHARED_DIR, ModelPackConfig  # lazy: as above
+    from operators.face_analyzer import FaceAnalyzer  # lazy: as above
+    from vipwatch.training.sbi_eval import context_crops  # lazy: as above
 
     photos = sorted((SHARED_DIR / "data" / "lfw" / "lfw-deepfunneled").glob("*/*.jpg"))[::97][:count]
     analyzer = FaceAnalyzer(ModelPackConfig(pack=str(SHARED_DIR / "models"), detector_file="scrfd_500m_kps.onnx",
