@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from core.config import SHARED_DIR
+from core.config import MIN_IDENTIFY_EYE_PX, SHARED_DIR, ForgeryConfig
 from core.schema import VERDICT_AUTHENTIC, VERDICT_SUSPECTED, VERDICT_UNVERIFIED
 from operators.forgery.fusion import pack_family, pointer_name
 from vipwatch.evaluation import fusion_fit, unseen_authentic
@@ -40,6 +40,10 @@ from vipwatch.evaluation.video_verdicts import video_verdicts
 
 log = logging.getLogger(__name__)
 SIZE_BINS = (0, 10, 20, 40, 80, math.inf)
+# AUC is also reported within the bands the scorer's default gates draw: below the identification
+# floor a face has only its candidate's identity signals, from it region consistency joins, from
+# the artefact gate every signal. A pooled AUC hides which faces the verdict can be trusted on.
+AUC_SIZE_BANDS = (0.0, MIN_IDENTIFY_EYE_PX, ForgeryConfig.model_fields["min_inter_ocular_px"].default, math.inf)
 NO_ALARM = -1.0
 DATA_TERMS = {
     "faces_aligned": "Glint360K crops via ElisonSherton/Face-Applications: non-commercial research only",
@@ -81,10 +85,33 @@ def family_table(frame: pd.DataFrame, scores: np.ndarray, flagged: np.ndarray, j
         result["vip_candidate_share"] = float(sub["vip"].to_numpy(bool)[forged].mean())
         result["judged_share"] = float(judged[rows][forged].mean())
         result["auc_ceiling"] = auc_ceiling(sub["label"].to_numpy(), alarm[rows], judged[rows])
+        result["auc_by_size"] = auc_by_size(sub, alarm[rows], scores[rows], prior, resamples)
         out[family] = result
     out["authentic_false_alarm_rate"] = float(flagged[authentic].mean()) if authentic.any() else float("nan")
     out["authentic_flagged"] = int(flagged[authentic].sum())
     out["authentic_faces"] = int(authentic.sum())
+    return out
+
+
+def auc_by_size(frame: pd.DataFrame, alarm: np.ndarray, scores: np.ndarray, prior: float | None,
+                resamples: int) -> list[dict]:
+    """AUC [95% CI] of one family's forgeries vs the authentic faces, both within each
+    AUC_SIZE_BANDS band of inter-ocular distance and from the identification floor up (a band
+    missing either class has no AUC)."""
+    labels = frame["label"].to_numpy()
+    iod = frame["inter_ocular_px"].to_numpy()
+    groups = frame["group"].to_numpy()
+    out = []
+    # Plus every face the matcher identifies at all (its floor and up), the faces a verdict is for.
+    for low, high in list(zip(AUC_SIZE_BANDS[:-1], AUC_SIZE_BANDS[1:])) + [(MIN_IDENTIFY_EYE_PX, math.inf)]:
+        inside = (iod >= low) & (iod < high)
+        band = {"inter_ocular_px": f"{low:g}-{high:g}" if math.isfinite(high) else f"{low:g}+",
+                "forged": int((labels[inside] == 1).sum()), "authentic": int((labels[inside] == 0).sum()),
+                "auc": {"value": float("nan"), "low": float("nan"), "high": float("nan")}}
+        if band["forged"] and band["authentic"]:
+            result = bootstrap(labels[inside], alarm[inside], scores[inside], groups[inside], prior, resamples)
+            band["auc"] = result["auc"]
+        out.append(band)
     return out
 
 
@@ -186,6 +213,15 @@ def markdown(section: dict, title: str) -> str:
                      f"| {_ci(r['auc'])} | {_ci(r['tpr_at_fpr_1pct'])} | {_ci(r['ece'])} | {_ci(r['ece_even'])} "
                      f"| {r['detection_rate_at_threshold']:.3f} | {r['vip_candidate_share']:.2f} | {r['judged_share']:.2f} "
                      f"| {r.get('auc_ceiling', float('nan')):.3f} |")
+    bands = [(family, r["auc_by_size"]) for family, r in section["families"].items()
+             if isinstance(r, dict) and r.get("auc_by_size")]
+    if bands:
+        lines += ["", "AUC [95% CI] within bands of inter-ocular distance, forged v authentic faces of the band:", "",
+                  "| family | " + " | ".join(f"{b['inter_ocular_px']} px" for b in bands[0][1]) + " |",
+                  "|---|" + "---|" * len(bands[0][1])]
+        for family, cells in bands:
+            lines.append(f"| {family} | " + " | ".join(f"{_ci(b['auc'])} ({b['forged']} v {b['authentic']})"
+                                                      for b in cells) + " |")
     families = section["families"]
     if "authentic_faces" in families:
         lines += ["", f"authentic false alarms at the threshold: {families['authentic_flagged']} / "

@@ -173,6 +173,30 @@ def test_auc_ceiling_is_what_perfect_scores_on_judged_faces_would_reach():
     assert roc_auc_score(labels, alarm) <= auc_ceiling(labels, alarm, judged)
 
 
+def test_auc_by_size_measures_each_band_on_its_own_faces():
+    # Large faces (>= 32 px) are separated perfectly, faces under 20 px the wrong way round, and
+    # the 20-32 px band has no forgery: the pooled AUC would hide all three.
+    rng = np.random.default_rng(3)
+    iod = np.r_[rng.uniform(40, 80, 20), rng.uniform(40, 80, 20), rng.uniform(8, 18, 10), rng.uniform(8, 18, 10),
+                rng.uniform(22, 30, 6)]
+    labels = np.r_[np.ones(20), np.zeros(20), np.ones(10), np.zeros(10), np.zeros(6)].astype(int)
+    alarm = np.r_[rng.uniform(0.6, 1, 20), rng.uniform(0, 0.4, 20), rng.uniform(0, 0.3, 10), rng.uniform(0.5, 0.9, 10),
+                  rng.uniform(0, 1, 6)]
+    frame = pd.DataFrame({"label": labels, "inter_ocular_px": iod, "group": [f"g{k % 12}" for k in range(len(iod))]})
+    bands = forgery_benchmark.auc_by_size(frame, alarm, alarm, 0.01, 50)
+    by_band = {b["inter_ocular_px"]: b for b in bands}
+    assert list(by_band) == ["0-20", "20-32", "32+", "20+"]
+    assert by_band["20+"] == {**by_band["32+"], "inter_ocular_px": "20+", "authentic": 26,
+                              "auc": by_band["20+"]["auc"]} and by_band["20+"]["auc"]["value"] == 1.0
+    assert (by_band["32+"]["forged"], by_band["32+"]["authentic"]) == (20, 20)
+    assert by_band["32+"]["auc"]["value"] == 1.0
+    assert by_band["0-20"]["auc"]["value"] == 0.0 and by_band["0-20"]["forged"] == 10
+    assert by_band["20-32"]["forged"] == 0 and math.isnan(by_band["20-32"]["auc"]["value"])
+    section = {"families": {"swap": {"auc_by_size": bands}}}
+    table = forgery_benchmark.markdown(section, "t")
+    assert "| swap | 0.000 [0.00, 0.00] (10 v 10) | - (0 v 6) | 1.000 [1.00, 1.00] (20 v 20) | 1.000 [1.00, 1.00] (20 v 26) |" in table
+
+
 def test_prior_shifts_the_fused_probability_by_the_log_prior_odds():
     rng = np.random.default_rng(1)
     n = 400
@@ -219,6 +243,7 @@ def test_command_end_to_end_at_tiny_sizes(tmp_path, capsys):
     for cell in report["leave_one_family_out"]["families"].values():
         if isinstance(cell, dict) and "auc" in cell:
             assert cell["auc"]["value"] <= cell["auc_ceiling"] + 1e-9
+            assert sum(b["forged"] for b in cell["auc_by_size"][:3]) == cell["counts"]["forged"]
     from operators.forgery.fusion import FusionModel
 
     fusion = FusionModel.load(summary["fusion_artefact"])
