@@ -156,7 +156,7 @@ def test_benchmark_command_prints_one_json_line_with_equal_counts(tmp_path):
                                                      "ForgeryScorer", "to_output"}
     # As shipped: the forgery stage on both sides, with the default ForgeryConfig's models.
     assert report["forgery_stage"] is True and "ForgeryScorer" in report["raw_operators"]
-    # The ONNX default brings the detector it was fitted with (fusion-lr@f1402113, session 29).
+    # The ONNX default brings the detector it was fitted with (fusion-lr@dfd5903e, session 31).
     assert report["forgery_model"].startswith("fusion-lr@") and report["forgery_detectors"] == ["sbi:sbi-mfn-v6"]
     assert 0 < report["forgery_share_of_raw"] < 1
     assert report["forgery_share_of_raw"] == report["raw_stage_share"]["ForgeryScorer"]

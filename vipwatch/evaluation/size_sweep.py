@@ -51,7 +51,7 @@ def _largest(detections):
     return max(detections, key=lambda d: (d.bbox[2] - d.bbox[0]) * (d.bbox[3] - d.bbox[1]), default=None)
 
 
-def _image_faces(pack, path: Path, group: str, label: int, all_faces: bool) -> list[SourceFace]:
+def image_faces(pack, path: Path, group: str, label: int, all_faces: bool) -> list[SourceFace]:
     rgb = decode_image(path.read_bytes(), DecodeConfig())
     found = pack.detect(rgb)
     chosen = found if all_faces else [d for d in [_largest(found)] if d is not None]
@@ -75,14 +75,14 @@ def collect_faces(pack, data_dir: Path, lfw_people: int, video_step_s: float, vi
     people = sorted(p for p in lfw.iterdir() if p.is_dir())
     stride = max(1, len(people) // max(lfw_people, 1))
     for person in people[::stride][:lfw_people]:
-        faces += _image_faces(pack, sorted(person.iterdir())[0], f"lfw:{person.name}", 0, all_faces=False)
+        faces += image_faces(pack, sorted(person.iterdir())[0], f"lfw:{person.name}", 0, all_faces=False)
     photos = data_dir / "photos"
     for path in sorted((photos / "face_recognition" / "knn_examples").rglob("*.jp*g")) + \
             sorted((photos / "facenet_pytorch" / "test_images").glob("*/*.jpg")):
-        faces += _image_faces(pack, path, f"photo:{path.name}", 0, all_faces=True)
+        faces += image_faces(pack, path, f"photo:{path.name}", 0, all_faces=True)
     for kind, label in (("real", 0), ("df", 1)):
         for path in sorted((data_dir / "deepfakes" / "mesonet" / kind).iterdir()):
-            faces += _image_faces(pack, path, f"mesonet:{path.stem}", label, all_faces=False)
+            faces += image_faces(pack, path, f"mesonet:{path.stem}", label, all_faces=False)
     ffpp = data_dir / "deepfakes" / "ffpp"
     faces += _video_faces(pack, ffpp / "original" / "634.mp4", "ffpp:634", 0, video_step_s, video_frames)
     faces += _video_faces(pack, ffpp / "FaceSwap" / "634_660.mp4", "ffpp:634_660", 1, video_step_s, video_frames)

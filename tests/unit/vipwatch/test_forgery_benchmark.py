@@ -321,10 +321,10 @@ def test_shipped_fusion_is_the_default_loads_and_matches_its_manifest(onnx_galle
     scorer = ForgeryScorer(gallery=matcher.gallery, forgery=ForgeryConfig(), pack=onnx_analyzer.pack)
     assert scorer.model_version.startswith(shipped.version + ";")
     # It brings what it was fitted with: SBI v6, the candidate rate 0.3 and region consistency
-    # through its own 20 px gate (docs/forgery.md "Region consistency below the artefact gate").
+    # through its own 14 px gate (docs/forgery.md "Region consistency on small faces").
     assert [d.version for d in scorer.detectors] == ["sbi-mfn-v6"] and scorer.config.weak_match_fpir == 0.3
-    assert scorer.config.consistency_gate == "identity" and scorer.config.consistency_min_inter_ocular_px == 20
-    assert scorer.model_version.endswith(";consistency-gate=identity@20px")
+    assert scorer.config.consistency_gate == "identity" and scorer.config.consistency_min_inter_ocular_px == 14
+    assert scorer.model_version.endswith(";consistency-gate=identity@14px")
     assert {"artefact:sbi", "consistency:inner_outer"} <= set(shipped.head(True).features)
     # A tampered copy is refused.
     copy = tmp_path / directory.name
