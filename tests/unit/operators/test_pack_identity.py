@@ -90,11 +90,11 @@ def test_second_pack_needs_its_own_gallery(scored, onnx_gallery):
 
 
 @pytest.mark.parametrize("name", ["fusion-lr-f7a5c86e", "fusion-lr-6fe30eb5", "fusion-lr-e9dbbc2a",
-                                  "fusion-lr-7900bca8"])
+                                  "fusion-lr-7900bca8", "fusion-lr-7ba1f626"])
 def test_shipped_two_pack_fusions_are_opt_in_and_name_their_second_embedder(name):
     """Fitted on the dlib pack with MobileFaceNet as the second pack (6fe30eb5: with both packs'
     region consistency, vip head only; e9dbbc2a: the same plus the SBI detector, at candidate rate 0.3;
-    7900bca8: the same with region consistency through its own 20 px gate)."""
+    7900bca8: the same with region consistency through its own 20 px gate; 7ba1f626: through 14 px)."""
     import json
 
     from operators.forgery.fusion import ARTEFACTS_DIR, load_fusion

@@ -96,7 +96,8 @@ def test_each_continuation_starts_from_the_last_on_the_same_held_out_people(mani
 @pytest.mark.parametrize("fusion, model", [("fusion-lr-947e9bc4", "sbi-mfn-v4"), ("fusion-lr-802b6ca2", "sbi-mfn-v5"),
                                           ("fusion-lr-e244e060", "sbi-mfn-v6"), ("fusion-lr-e9dbbc2a", "sbi-mfn-v6"),
                                           ("fusion-lr-3f7d1a9d", "sbi-mfn-v6"), ("fusion-lr-f1402113", "sbi-mfn-v6"),
-                                          ("fusion-lr-7900bca8", "sbi-mfn-v6"), ("fusion-lr-dfd5903e", "sbi-mfn-v6")])
+                                          ("fusion-lr-7900bca8", "sbi-mfn-v6"), ("fusion-lr-dfd5903e", "sbi-mfn-v6"),
+                                          ("fusion-lr-7ba1f626", "sbi-mfn-v6")])
 def test_each_opt_in_fusion_names_the_model_it_was_fitted_with(fusion, model):
     fusion_manifest = json.loads((ARTEFACTS / fusion / "manifest.json").read_text())
     detector = json.loads((ARTEFACTS / model / "manifest.json").read_text())
