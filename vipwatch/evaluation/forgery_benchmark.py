@@ -41,8 +41,8 @@ from vipwatch.evaluation.video_verdicts import video_verdicts
 log = logging.getLogger(__name__)
 SIZE_BINS = (0, 10, 20, 40, 80, math.inf)
 # AUC is also reported within the bands the scorer's default gates draw: below the identification
-# floor a face has only its candidate's identity signals, from it region consistency joins, from
-# the artefact gate every signal. A pooled AUC hides which faces the verdict can be trusted on.
+# floor a face has no identity match (only its candidate's signals), from the artefact gate every
+# signal is read. A pooled AUC hides which faces the verdict can be trusted on.
 AUC_SIZE_BANDS = (0.0, MIN_IDENTIFY_EYE_PX, ForgeryConfig.model_fields["min_inter_ocular_px"].default, math.inf)
 NO_ALARM = -1.0
 DATA_TERMS = {
