@@ -17,12 +17,11 @@ import math
 from pathlib import Path
 from typing import Optional
 
-import cv2
 import numpy as np
 
 from operators.align import align_face
 from operators.forgery.identity_signal import region_embeddings
-from vipwatch.evaluation.size_sweep import SourceFace, image_faces
+from vipwatch.evaluation.size_sweep import SourceFace, downscaled, image_faces
 from vipwatch.training.region_consistency import own_face_auc
 
 IOD_TARGETS = (10, 12, 14, 16, 18, 20, 24, 28, 32)
@@ -39,11 +38,8 @@ def held_out_faces(pack, lfw_root: Path, people: list[str]) -> list[SourceFace]:
 def redetected_crop(pack, face: SourceFace, target_iod: float) -> Optional[np.ndarray]:
     """The 112 aligned crop of ``face`` with its eyes ``target_iod`` px apart, found again by the
     pack's detector in the downscaled photo (None when it misses the face there)."""
-    scale = min(1.0, target_iod / face.iod)
-    height, width = face.rgb.shape[:2]
-    small = face.rgb if scale >= 1.0 else cv2.resize(
-        face.rgb, (max(1, round(width * scale)), max(1, round(height * scale))), interpolation=cv2.INTER_AREA)
-    eyes = face.landmarks[:2].mean(axis=0) * np.array([small.shape[1] / width, small.shape[0] / height])
+    small, landmarks = downscaled(face, target_iod)
+    eyes = landmarks[:2].mean(axis=0)
     for detection in pack.detect(small):
         points = np.asarray(detection.landmarks, np.float32).reshape(-1, 2)
         if np.linalg.norm(points[:2].mean(axis=0) - eyes) < 0.5 * target_iod:

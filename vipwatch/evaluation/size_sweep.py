@@ -89,16 +89,22 @@ def collect_faces(pack, data_dir: Path, lfw_people: int, video_step_s: float, vi
     return faces
 
 
-def resized(face: SourceFace, target_iod: float, blur_sigma: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
-    """(aligned, context) crops of the face with its eyes ``target_iod`` px apart in the image."""
+def downscaled(face: SourceFace, target_iod: float) -> tuple[np.ndarray, np.ndarray]:
+    """(image, its landmarks) with the eyes ``target_iod`` px apart (never upscaled)."""
     scale = target_iod / face.iod
     height, width = face.rgb.shape[:2]
     size = (max(1, round(width * scale)), max(1, round(height * scale)))
     small = cv2.resize(face.rgb, size, interpolation=cv2.INTER_AREA) if scale < 1 else face.rgb
+    factor = np.array([small.shape[1] / width, small.shape[0] / height], np.float32)
+    return small, face.landmarks * factor
+
+
+def resized(face: SourceFace, target_iod: float, blur_sigma: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+    """(aligned, context) crops of the face with its eyes ``target_iod`` px apart in the image."""
+    small, landmarks = downscaled(face, target_iod)
     if blur_sigma > 0:
         small = cv2.GaussianBlur(small, (0, 0), blur_sigma)
-    factor = np.array([small.shape[1] / width, small.shape[0] / height], np.float32)
-    return align_face(small, face.landmarks * factor)
+    return align_face(small, landmarks)
 
 
 def score_sweep(faces: list[SourceFace], detectors: list) -> list[dict]:
