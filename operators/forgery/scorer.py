@@ -311,6 +311,18 @@ class ForgeryScorer:
                     (SUSPECTED if scores[k] >= thresholds[k] else AUTHENTIC) for k, v in enumerate(vip)]
         return scores, verdicts, thresholds
 
+    def _unscored_reason(self, vip: Optional[str], features: dict) -> str:
+        # A vip-head-only fusion (both shipped defaults) leaves a stranger's face unscored even
+        # though its artefact signals were computed; saying "no generic signal" then would be false.
+        has_generic = any(is_generic(name) for name in features)
+        head = self.fusion.head(vip is not None) if isinstance(self.fusion, FusionModel) else None
+        if vip is None and has_generic and isinstance(self.fusion, FusionModel) and head is None:
+            return (f"no VIP candidate, and fusion model {self.fusion.version} judges VIP candidates only: "
+                    "its generic signals are recorded in forgery_signals, not scored")
+        if vip is None:
+            return "no VIP candidate and no generic signal: nothing to score"
+        return f"VIP candidate {vip}, but no signal the fusion model {self.fusion.version} can score"
+
     def __call__(self, batch: pa.Table | pd.DataFrame) -> pa.Table:
         table = batch if isinstance(batch, pa.Table) else pa.Table.from_pandas(batch, schema=WORK_SCHEMA,
                                                                                 preserve_index=False)
@@ -324,7 +336,7 @@ class ForgeryScorer:
         for k, position in enumerate(positions):
             why = list(reasons[k])
             if math.isnan(scores[k]):
-                why.append("no VIP candidate and no generic signal: nothing to score")
+                why.append(self._unscored_reason(vip[k], features[k]))
             else:
                 out_score[position] = float(scores[k])
                 if vip[k] is None and verdicts[k] == UNVERIFIED:

@@ -15,7 +15,7 @@ from operators.forgery.region_consistency import SIGNAL, resolve, shipped_for
 from operators.forgery.scorer import ForgeryScorer
 from operators.matcher import GalleryMatcher
 from operators.packs import load_model_pack
-from tests.support.shared_data import DLIB_PACK, FACES_ALIGNED
+from tests.support.shared_data import DATA, DLIB_PACK, FACES_ALIGNED
 from vipwatch.enrol import embed_images
 
 
@@ -127,6 +127,25 @@ def test_a_fusion_that_weighs_it_is_refused_without_the_heads(scored_rows):
     with pytest.raises(ValueError, match="consistency:inner_outer"):
         ForgeryScorer(gallery=with_it.gallery, pack=with_it.pack, detectors=[], fusion=fusion,
                       forgery=ForgeryConfig(region_consistency="off"))
+
+
+def test_a_stranger_under_a_vip_only_fusion_is_unscored_and_its_reason_says_so(scored_rows, dlib_pack):
+    """Both shipped defaults have a vip head only. A stranger's face still gets its generic
+    signals computed; its reason must not claim there were none."""
+    _, with_it, _ = scored_rows
+    head = Head(features=[SIGNAL], coef=[2.0], intercept=-4.0, threshold=0.5, fill=[0.0])
+    vip_only = ForgeryScorer(gallery=with_it.gallery, pack=dlib_pack, detectors=[],
+                             fusion=FusionModel(heads={"vip": head}, version="fusion-test", metadata={"prior": 0.01}))
+    photos = sorted(str(p) for p in (DATA / "photos/facenet_pytorch/test_images").glob("*/1.jpg"))
+    rows = GalleryMatcher(gallery=with_it.gallery)(
+        embed_images(photos, FaceAnalyzer(DLIB_PACK, aligned=True, pack=dlib_pack), ImageDecoder()))
+    strangers = [r for r in vip_only(rows).to_pylist() if r["status"] == "ok" and r["forgery_identity_id"] is None]
+    assert any(SIGNAL in _signals(r) for r in strangers), "no stranger carries a generic signal: test is vacuous"
+    for row in strangers:
+        assert row["verdict"] == "unverified" and row["forgery_score"] is None
+        says_vip_only = any("fusion-test judges VIP candidates only" in why for why in row["reasons"])
+        assert says_vip_only == (SIGNAL in _signals(row))
+        assert any("no generic signal" in why for why in row["reasons"]) == (not says_vip_only)
 
 
 def _blurred_rows(gallery, dlib_pack, swap_dir, tmp_path):
