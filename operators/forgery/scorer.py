@@ -36,6 +36,37 @@ CONSISTENCY_GATE = "consistency-gate=identity@{px:g}px"
 CONSISTENCY_GATE_FOUND = re.compile(r"(?:^|;)consistency-gate=identity@([0-9.]+)px(?:;|$)")
 
 
+def fuse_signals(fusion, vip: list[Optional[str]], features: list[dict],
+                 generic_verdicts: bool) -> tuple[np.ndarray, list[str], list[float]]:
+    """Scores and verdicts. A VIP candidate's face is judged by the vip head. Any other face
+    is scored by the generic head only when a generic signal (an artefact detector's, region
+    consistency) judged it (not gated), and gets a verdict only from a calibrated generic head
+    (``generic_verdicts``): a deepfake of a stranger (e.g. a FaceSwap video of two non-VIPs) is
+    still a deepfake; an uncalibrated ranking raises nothing. Outside the scorer so that an
+    evaluation can re-fuse recorded signals with another fusion under the same rules."""
+    scores = np.full(len(features), np.nan, np.float32)
+    thresholds = [math.nan] * len(features)
+    for is_vip in (True, False):
+        ks = [k for k, v in enumerate(vip) if (v is not None) == is_vip
+              and (is_vip or any(is_generic(name) for name in features[k]))]
+        if not ks:
+            continue
+        rows = [features[k] for k in ks]
+        if isinstance(fusion, FusionModel):
+            head = fusion.head(is_vip)
+            if head is None:
+                continue
+            scores[ks], threshold = head.predict(rows), head.threshold
+        else:
+            scores[ks], threshold = fusion.predict(rows, is_vip), fusion.threshold
+        for k in ks:
+            thresholds[k] = threshold
+    generic = generic_verdicts and fusion.calibrated
+    verdicts = [UNVERIFIED if math.isnan(scores[k]) or (v is None and not generic) else
+                (SUSPECTED if scores[k] >= thresholds[k] else AUTHENTIC) for k, v in enumerate(vip)]
+    return scores, verdicts, thresholds
+
+
 def _crop(raw: bytes, size: int) -> np.ndarray:
     return np.frombuffer(raw, np.uint8).reshape(size, size, 3)
 
@@ -283,33 +314,7 @@ class ForgeryScorer:
         return positions, vip, features, reasons
 
     def fuse(self, vip: list[Optional[str]], features: list[dict]) -> tuple[np.ndarray, list[str], list[float]]:
-        """Scores and verdicts. A VIP candidate's face is judged by the vip head. Any other face
-        is scored by the generic head only when a generic signal (an artefact detector's, region
-        consistency) judged it (not gated), and
-        gets a verdict only from a calibrated generic head (``generic_verdicts``): a deepfake of
-        a stranger (e.g. a FaceSwap video of two non-VIPs) is still a deepfake; an uncalibrated
-        ranking raises nothing."""
-        scores = np.full(len(features), np.nan, np.float32)
-        thresholds = [math.nan] * len(features)
-        for is_vip in (True, False):
-            ks = [k for k, v in enumerate(vip) if (v is not None) == is_vip
-                  and (is_vip or any(is_generic(name) for name in features[k]))]
-            if not ks:
-                continue
-            rows = [features[k] for k in ks]
-            if isinstance(self.fusion, FusionModel):
-                head = self.fusion.head(is_vip)
-                if head is None:
-                    continue
-                scores[ks], threshold = head.predict(rows), head.threshold
-            else:
-                scores[ks], threshold = self.fusion.predict(rows, is_vip), self.fusion.threshold
-            for k in ks:
-                thresholds[k] = threshold
-        generic = self.config.generic_verdicts and self.fusion.calibrated
-        verdicts = [UNVERIFIED if math.isnan(scores[k]) or (v is None and not generic) else
-                    (SUSPECTED if scores[k] >= thresholds[k] else AUTHENTIC) for k, v in enumerate(vip)]
-        return scores, verdicts, thresholds
+        return fuse_signals(self.fusion, vip, features, self.config.generic_verdicts)
 
     def _unscored_reason(self, vip: Optional[str], features: dict) -> str:
         # A vip-head-only fusion (both shipped defaults) leaves a stranger's face unscored even

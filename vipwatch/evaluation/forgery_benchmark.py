@@ -10,7 +10,7 @@ the crawl's operators, measured three ways, per family, with group-bootstrap int
 - ``fitted`` (with a fusion fitted here, e.g. --write-fusion): fitted on the calibration side,
   all families; measured on the other side.
 
-Every fusion is applied through the scorer's own ``fuse`` (fusion_fit.apply), so verdicts follow
+Every fusion is applied through the scorer's own rules (fusion_fit.apply: scorer.fuse_signals), so verdicts follow
 its rules. A face the scorer leaves 'unverified' can raise no alarm, so AUC and TPR at 1% FPR
 rank by ``alarm`` = the fused score on judged faces and -1 on unverified ones; ECE is of the
 fused probability on every scored face, at the stated prior and restated at even odds.
@@ -144,34 +144,42 @@ def size_bins(frame: pd.DataFrame, flagged: np.ndarray) -> list[dict]:
 def configured(frame: pd.DataFrame, fusion, scorer, eval_sides: list[str], resamples: int) -> dict:
     rows = frame["side"].isin(eval_sides).to_numpy()
     sub = frame[rows].reset_index(drop=True)
-    scores, flagged, judged = fusion_fit.apply(fusion, sub, scorer)
+    scores, flagged, judged = fusion_fit.apply(fusion, sub, scorer.config)
     prior = getattr(fusion, "metadata", {}).get("prior")
     return {"eval_sides": eval_sides, "fusion": fusion.version,
             "families": family_table(sub, scores, flagged, judged, prior, resamples),
             "size_bins": size_bins(sub, flagged)}
 
 
-def leave_one_family_out(frame: pd.DataFrame, scorer, prior: float, target_fpr: float, resamples: int,
-                         heads: tuple[str, ...] = fusion_fit.HEADS) -> dict:
-    families = sorted(set(frame.loc[frame["label"] == 1, "family"]))
+def lofo_scores(frame: pd.DataFrame, family: str, config, prior: float, target_fpr: float,
+                heads: tuple[str, ...] = fusion_fit.HEADS) -> tuple[pd.DataFrame, np.ndarray, np.ndarray, np.ndarray, dict]:
+    """One family's leave-one-family-out refits, both sides: (evaluated rows, score, flagged,
+    judged, rows each fit saw)."""
+    parts, scores, flags, judged, fits = [], [], [], [], {}
+    for side in SIDES:
+        fit_rows, eval_rows = lofo_split(frame, family, side)
+        if not (frame.loc[eval_rows, "label"] == 1).any():
+            continue
+        fusion = fusion_fit.fit_fusion(frame[fit_rows], prior, target_fpr, heads_to_fit=heads)
+        sub = frame[eval_rows]
+        s, flagged, judged_rows = fusion_fit.apply(fusion, sub, config)
+        parts.append(sub)
+        scores.append(s)
+        flags.append(flagged)
+        judged.append(judged_rows)
+        fits[f"{family}/eval={side}"] = {k: v.get("rows") for k, v in fusion.metadata["fits"].items()}
+    return (pd.concat(parts, ignore_index=True), np.concatenate(scores), np.concatenate(flags),
+            np.concatenate(judged), fits)
+
+
+def leave_one_family_out(frame: pd.DataFrame, config, prior: float, target_fpr: float, resamples: int,
+                         heads: tuple[str, ...] = fusion_fit.HEADS, families: list[str] | None = None) -> dict:
+    families = families or sorted(set(frame.loc[frame["label"] == 1, "family"]))
     out = {"families": {}, "fits": {}}
     pooled_flags = {}
     for family in families:
-        parts, scores, flags, judged = [], [], [], []
-        for side in SIDES:
-            fit_rows, eval_rows = lofo_split(frame, family, side)
-            if not (frame.loc[eval_rows, "label"] == 1).any():
-                continue
-            fusion = fusion_fit.fit_fusion(frame[fit_rows], prior, target_fpr, heads_to_fit=heads)
-            sub = frame[eval_rows]
-            s, flagged, judged_rows = fusion_fit.apply(fusion, sub, scorer)
-            parts.append(sub)
-            scores.append(s)
-            flags.append(flagged)
-            judged.append(judged_rows)
-            out["fits"][f"{family}/eval={side}"] = {k: v.get("rows") for k, v in fusion.metadata["fits"].items()}
-        sub = pd.concat(parts, ignore_index=True)
-        scores, flags, judged = np.concatenate(scores), np.concatenate(flags), np.concatenate(judged)
+        sub, scores, flags, judged, fits = lofo_scores(frame, family, config, prior, target_fpr, heads)
+        out["fits"].update(fits)
         table = family_table(sub, scores, flags, judged, prior, resamples)
         out["families"][family] = table[family]
         pooled_flags[family] = {"authentic_false_alarm_rate": table["authentic_false_alarm_rate"],
@@ -187,7 +195,7 @@ def fitted_on_side(frame: pd.DataFrame, scorer, calibration_side: str, prior: fl
     fusion = fusion_fit.fit_fusion(frame[fit_rows], prior, target_fpr,
                                    {**metadata, "calibration_side": calibration_side}, heads_to_fit=heads)
     sub = frame[~fit_rows].reset_index(drop=True)
-    scores, flagged, judged = fusion_fit.apply(fusion, sub, scorer)
+    scores, flagged, judged = fusion_fit.apply(fusion, sub, scorer.config)
     return fusion, {"eval_sides": [other_side(calibration_side)], "version": fusion.version,
                     "families": family_table(sub, scores, flagged, judged, prior, resamples),
                     "size_bins": size_bins(sub, flagged)}
@@ -331,7 +339,8 @@ def run(cache_dir: Path, analyzer, forgery_config, per_family: int, authentic_lf
               "prior": prior, "target_fpr": target_fpr, "bootstrap_resamples": resamples,
               "configured": configured(frame, configured_fusion, scorer, eval_sides, resamples),
               "fusion_heads": list(heads),
-              "leave_one_family_out": leave_one_family_out(frame, scorer, prior, target_fpr, resamples, heads)}
+              "leave_one_family_out": leave_one_family_out(frame, scorer.config, prior, target_fpr, resamples,
+                                                            heads)}
     if fit:
         scorer_info = {"signals_model": scorer.model_version, "detectors": list(forgery_config.detectors or []),
                        "model_pack": analyzer.pack.name, "gallery_version": matcher.gallery.version,
@@ -370,7 +379,7 @@ def external_videos(analyzer, matcher, scorer, fusions: dict) -> list[dict]:
     frame = score_corpus([{**r, "label": 0} for r in labels], analyzer, matcher, scorer)
     out = []
     for name, fusion in fusions.items():
-        scores, flagged, judged = fusion_fit.apply(fusion, frame, scorer)
+        scores, flagged, judged = fusion_fit.apply(fusion, frame, scorer.config)
         rows = frame.assign(forgery_score=scores, identity_id=frame["forgery_identity_id"],
                             verdict=np.where(flagged, VERDICT_SUSPECTED, np.where(judged, VERDICT_AUTHENTIC, VERDICT_UNVERIFIED)))
         for video in video_verdicts(rows).to_dict("records"):

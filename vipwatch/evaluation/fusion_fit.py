@@ -9,7 +9,6 @@ threshold is the score that at most ``target_fpr`` of the head's authentic fitti
 """
 from __future__ import annotations
 
-import copy
 import math
 from datetime import datetime, timezone
 
@@ -22,6 +21,8 @@ from operators.forgery.base import is_generic
 from operators.forgery.fusion import PRESENT, FusionModel, Head, feature_value, fusion_version
 from operators.forgery.identity_signal import SIGNALS
 from operators.forgery.pack_identity import SECOND_PACK_PREFIX
+from operators.forgery.scorer import fuse_signals
+from core.config import ForgeryConfig
 
 # A signal present on fewer of a head's rows is left out of that head.
 MIN_FEATURE_SHARE = 0.2
@@ -214,14 +215,12 @@ def row_signals(frame: pd.DataFrame) -> list[dict[str, float]]:
             for row in frame[columns].itertuples(index=False, name=None)]
 
 
-def apply(fusion, frame: pd.DataFrame, scorer) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(score, flagged, judged) per row: ``fusion`` put in ``scorer``'s place and its own ``fuse``
-    run on the signals and VIP candidates the scorer wrote, so the benchmark's verdicts follow
-    the scorer's rules (which faces a head judges, when a face is unverified)."""
-    swapped = copy.copy(scorer)
-    swapped.fusion = fusion
+def apply(fusion, frame: pd.DataFrame, config: ForgeryConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(score, flagged, judged) per row: ``fusion`` run through the scorer's own rules
+    (scorer.fuse_signals: which faces a head judges, when a face is unverified) on the signals
+    and VIP candidates a scorer with ``config`` wrote."""
     vip = [v if isinstance(v, str) else None for v in frame["forgery_identity_id"]]
-    scores, verdicts, _ = swapped.fuse(vip, row_signals(frame))
+    scores, verdicts, _ = fuse_signals(fusion, vip, row_signals(frame), config.generic_verdicts)
     verdicts = np.asarray(verdicts)
     return np.asarray(scores, np.float64), verdicts == VERDICT_SUSPECTED, verdicts != VERDICT_UNVERIFIED
 

@@ -108,7 +108,7 @@ def check(cache_dir: Path, labels: list[dict], analyzer, matcher, scorer, fusion
     out = {"held_out_by": manifests, "people_held_out": len(held_out), "people_in_corpus_removed":
            len(held_out) - len(people), "photos": len(rows), "faces": int(len(frame)), "fusions": []}
     for name, fusion in fusions.items():
-        _, flagged, judged = fusion_fit.apply(fusion, frame, scorer)
+        _, flagged, judged = fusion_fit.apply(fusion, frame, scorer.config)
         out["fusions"].append({"fusion": name, "judged": int(judged.sum()),
                                **rate_with_interval(flagged, frame["group"].to_numpy(), resamples)})
     return out

@@ -277,7 +277,7 @@ def test_fitted_fusion_applied_by_the_benchmark_equals_the_scorer(tiny_corpus, o
     fusion = fusion_fit.fit_fusion(frame, prior=0.01, target_fpr=0.2)
     scorer = ForgeryScorer(gallery=matcher.gallery, forgery=ForgeryConfig(), pack=onnx_analyzer.pack, fusion=fusion)
     again = score_corpus(labels, onnx_analyzer, matcher, scorer)
-    scores, flagged, judged = fusion_fit.apply(fusion, frame, plain)
+    scores, flagged, judged = fusion_fit.apply(fusion, frame, plain.config)
     assert frame["vip"].any() and judged.any()
     assert np.allclose(scores, again["forgery_score"], atol=1e-5, equal_nan=True)
     # Signals come back as float32 (forgery_signals): a face whose score sits on its threshold
@@ -288,7 +288,7 @@ def test_fitted_fusion_applied_by_the_benchmark_equals_the_scorer(tiny_corpus, o
     assert (flagged == (again["verdict"] == "suspected_forgery"))[clear].all()
     assert (judged == (again["verdict"] != "unverified")).all()
     # And the hand-made ranking the faces were first scored with gives back that run's output.
-    scores, flagged, _ = fusion_fit.apply(plain.fusion, frame, plain)
+    scores, flagged, _ = fusion_fit.apply(plain.fusion, frame, plain.config)
     assert np.allclose(scores, frame["forgery_score"], atol=1e-5, equal_nan=True)
     assert (flagged == (frame["verdict"] == "suspected_forgery")).all()
 
