@@ -132,7 +132,7 @@ class ForgeryConfig(BaseModel):
     # is only used when asked for (--forgery-detector mesonet:<h5>); a default never points into
     # ../shared. None: the detectors the fusion was fitted with (its metadata's scorer.detectors),
     # as a fusion weighing "artefact:<kind>" needs that detector. The dlib default
-    # (DEFAULT.dlib, fusion-lr@3f7d1a9d) brings sbi:sbi-mfn-v6, the project's own SBI model inside
+    # (DEFAULT.dlib, fusion-lr@fccced6e) brings sbi:sbi-mfn-v6, the project's own SBI model inside
     # the package; the ONNX default (DEFAULT) brings none. [] (CLI "--forgery-detector none"):
     # none, whatever the fusion (docs/forgery.md "Default set").
     detectors: Optional[list[str]] = None

@@ -262,15 +262,15 @@ def test_a_fusion_keeps_the_heads_version_it_was_fitted_on(scored_rows, heads, t
 
 
 def test_the_dlib_default_weighs_it_with_the_heads_rate_and_detector_it_was_fitted_with(scored_rows, heads):
-    """DEFAULT.dlib (fusion-lr@3f7d1a9d) weighs region consistency and SBI in its vip head at
-    candidate rate 0.30: the default scorer takes all three from it, and refuses the heads off."""
+    """DEFAULT.dlib (fusion-lr@fccced6e) weighs region consistency and SBI in its vip head at
+    candidate rate 0.5: the default scorer takes all three from it, and refuses the heads off."""
     from operators.forgery.fusion import shipped_fusion_dir
 
     rows, with_it, _ = scored_rows
     default = ForgeryScorer(gallery=with_it.gallery, pack=with_it.pack)
-    assert shipped_fusion_dir("dlib").name == "fusion-lr-3f7d1a9d"
+    assert shipped_fusion_dir("dlib").name == "fusion-lr-fccced6e"
     assert {SIGNAL, "artefact:sbi"} <= set(default.fusion.head(True).features) and default.fusion.head(False) is None
-    assert default.config.weak_match_fpir == 0.3 and "/weak0.3/" in default.model_version
+    assert default.config.weak_match_fpir == 0.5 and "/weak0.5/" in default.model_version
     assert f"consistency={heads.version}" in default.model_version and "sbi=sbi-mfn-v6" in default.model_version
     out = [r for r in default(rows).to_pylist() if r["status"] == "ok"]
     # Only faces with a VIP candidate get a verdict; others stay unverified.

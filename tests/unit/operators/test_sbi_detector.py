@@ -97,7 +97,7 @@ def test_each_continuation_starts_from_the_last_on_the_same_held_out_people(mani
                                           ("fusion-lr-e244e060", "sbi-mfn-v6"), ("fusion-lr-e9dbbc2a", "sbi-mfn-v6"),
                                           ("fusion-lr-3f7d1a9d", "sbi-mfn-v6"), ("fusion-lr-f1402113", "sbi-mfn-v6"),
                                           ("fusion-lr-7900bca8", "sbi-mfn-v6"), ("fusion-lr-dfd5903e", "sbi-mfn-v6"),
-                                          ("fusion-lr-7ba1f626", "sbi-mfn-v6")])
+                                          ("fusion-lr-7ba1f626", "sbi-mfn-v6"), ("fusion-lr-fccced6e", "sbi-mfn-v6")])
 def test_each_opt_in_fusion_names_the_model_it_was_fitted_with(fusion, model):
     fusion_manifest = json.loads((ARTEFACTS / fusion / "manifest.json").read_text())
     detector = json.loads((ARTEFACTS / model / "manifest.json").read_text())
@@ -106,4 +106,4 @@ def test_each_opt_in_fusion_names_the_model_it_was_fitted_with(fusion, model):
     assert "artefact:sbi" in (fusion_manifest["signals"].get("generic") or fusion_manifest["signals"]["vip"])
     defaults = {p.read_text().strip() for p in ARTEFACTS.glob("DEFAULT*")}
     # opt-in, except the dlib default and the ONNX default
-    assert fusion not in defaults or fusion in ("fusion-lr-3f7d1a9d", "fusion-lr-dfd5903e")
+    assert fusion not in defaults or fusion in ("fusion-lr-fccced6e", "fusion-lr-dfd5903e")
