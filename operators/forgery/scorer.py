@@ -319,9 +319,8 @@ class ForgeryScorer:
     def _unscored_reason(self, vip: Optional[str], features: dict) -> str:
         # A vip-head-only fusion (both shipped defaults) leaves a stranger's face unscored even
         # though its artefact signals were computed; saying "no generic signal" then would be false.
-        has_generic = any(is_generic(name) for name in features)
-        head = self.fusion.head(vip is not None) if isinstance(self.fusion, FusionModel) else None
-        if vip is None and has_generic and isinstance(self.fusion, FusionModel) and head is None:
+        if (vip is None and any(is_generic(name) for name in features) and isinstance(self.fusion, FusionModel)
+                and self.fusion.head(False) is None):
             return (f"no VIP candidate, and fusion model {self.fusion.version} judges VIP candidates only: "
                     "its generic signals are recorded in forgery_signals, not scored")
         if vip is None:

@@ -33,11 +33,15 @@ def check_same_faces(runs: dict[float, pd.DataFrame]) -> None:
                              f"({len(first)} vs {len(key)} rows): score one corpus with one pack")
 
 
+def alarm_auc(sub: pd.DataFrame, scores: np.ndarray, judged: np.ndarray) -> float:
+    alarm = np.where(judged & np.isfinite(scores), scores, NO_ALARM)
+    return float(roc_auc_score(sub["label"].to_numpy(), alarm))
+
+
 def lofo_auc(frame: pd.DataFrame, family: str, config, prior: float, target_fpr: float,
              heads: tuple[str, ...]) -> float:
     sub, scores, _, judged, _ = lofo_scores(frame, family, config, prior, target_fpr, heads)
-    alarm = np.where(judged & np.isfinite(scores), scores, NO_ALARM)
-    return float(roc_auc_score(sub["label"].to_numpy(), alarm))
+    return alarm_auc(sub, scores, judged)
 
 
 def inner_scores(frame: pd.DataFrame, held_out: str, config, prior: float, target_fpr: float,
@@ -59,14 +63,14 @@ def nested_lofo(runs: dict[float, pd.DataFrame], config, prior: float, target_fp
         mean_inner = {rate: float(np.mean(list(scores.values()))) for rate, scores in inner.items()}
         # Ties go to the lower rate: fewer strangers judged for the same evidence.
         chosen = max(rates, key=lambda rate: (round(mean_inner[rate], 6), -rate))
-        sub, scores, flags, judged, _ = lofo_scores(runs[chosen], family, config, prior, target_fpr, heads)
+        refits = {rate: lofo_scores(runs[rate], family, config, prior, target_fpr, heads) for rate in rates}
+        sub, scores, flags, judged, _ = refits[chosen]
         table = family_table(sub, scores, flags, judged, prior, resamples)
         out["families"][family] = {
             "inner_mean_auc": mean_inner, "inner_auc": inner, "chosen_rate": chosen,
             "nested": table[family], "authentic_flagged": table["authentic_flagged"],
             "authentic_faces": table["authentic_faces"],
-            "fixed_rate_auc": {rate: lofo_auc(runs[rate], family, config, prior, target_fpr, heads)
-                               for rate in rates}}
+            "fixed_rate_auc": {rate: alarm_auc(refit[0], refit[1], refit[3]) for rate, refit in refits.items()}}
     # The rate a shipped fusion would take: the best mean LOFO AUC over every family.
     overall = {rate: float(np.mean([cell["fixed_rate_auc"][rate] for cell in out["families"].values()]))
                for rate in rates}
