@@ -139,7 +139,9 @@ class ForgeryConfig(BaseModel):
     # "shipped": the calibrated fusion shipped inside the package (operators/forgery/artefacts/,
     # fitted by jobs.forgery_benchmark --write-fusion on the benchmark's calibration side at a
     # stated forgery prior; docs/forgery.md), the one fitted on the scorer's pack family (DEFAULT,
-    # DEFAULT.dlib): identity signals are spreads of that pack's own cosines. Or a jobs.calibrate /
+    # DEFAULT.dlib): identity signals are spreads of that pack's own cosines. With a second_pack,
+    # the one fitted with both embedders (DEFAULT.dlib+<embedder_id>: fusion-lr@7ba1f626 for dlib +
+    # MobileFaceNet); a pair no shipped fusion was fitted with is refused. Or a jobs.calibrate /
     # jobs.forgery_benchmark artefact (a JSON file or an artefact directory). "uncalibrated" (or
     # None): the hand-made ranking, not a probability, marked so in forgery_model; only when asked.
     fusion_model: Optional[str] = "shipped"
@@ -154,7 +156,8 @@ class ForgeryConfig(BaseModel):
     # on the first pack's aligned crops, against ``second_gallery``: a gallery of the same
     # identities enrolled with that pack (jobs.build_gallery --model-pack ...). Two embedders miss
     # different swaps (docs/forgery.md "Two packs' identity signals"); it costs a second embedder
-    # per face, so it is opt-in, and only a fusion fitted with it uses its signals.
+    # per face and needs the user's weights, so it is opt-in; "shipped" then takes the fusion
+    # fitted with it, as only such a fusion uses its signals.
     second_pack: Optional[ModelPackConfig] = None
     second_gallery: Optional[str] = None
     # Inner-face vs outer-ring identity consistency of every face (operators/forgery/

@@ -17,6 +17,7 @@ from operators.face_analyzer import FaceAnalyzer
 from operators.forgery.fusion import detector_specs
 from operators.forgery.scorer import ForgeryScorer
 from operators.matcher import GalleryMatcher
+from operators.packs import load_model_pack
 from operators.packs.embedder_id import expected_embedder_id
 
 
@@ -48,6 +49,16 @@ def pool_sizes(config: CrawlConfig, cluster_cpus: float) -> dict:
     return {"analyzer_actors": actors, "analyzer_num_cpus": analyzer_cpus}
 
 
+def second_embedder(config: CrawlConfig) -> str | None:
+    """The embedder_id of the forgery scorer's second pack (None without one): the shipped fusion
+    is chosen by it. Told from the files where it can be, else by loading the pack."""
+    second = config.forgery.second_pack
+    if second is None:
+        return None
+    return expected_embedder_id(second, config.storage) or \
+        load_model_pack(second, config.storage, threads=1).embedder_id
+
+
 def face_stages(config: CrawlConfig, cluster_cpus: float = 2.0) -> list[Stage]:
     """Decoded images -> scored face rows. Stages after FaceAnalyzer take and return WORK_SCHEMA
     tables, so a stage is added by appending it here (the forgery scorer is one). Without a
@@ -61,7 +72,7 @@ def face_stages(config: CrawlConfig, cluster_cpus: float = 2.0) -> list[Stage]:
                # The 224 px context crop (150 KB a face) feeds only the artefact detectors.
                "context_crops": config.forgery.enabled and bool(
                    detector_specs(config.forgery.detectors, config.forgery.fusion_model, config.storage,
-                                  pack_name=config.model.pack))},
+                                  pack_name=config.model.pack, second_embedder_id=second_embedder(config)))},
               batch_size=res.batch_size, num_cpus=sizes["analyzer_num_cpus"], num_gpus=res.analyzer_num_gpus,
               actors=sizes["analyzer_actors"]),
     ]

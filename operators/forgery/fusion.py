@@ -30,7 +30,8 @@ UNCALIBRATED, SHIPPED = "uncalibrated", "shipped"
 # rewrites it beside the new version. "DEFAULT.<family>" (e.g. DEFAULT.dlib), where present, names
 # the one for that pack family: identity signals are spreads of the pack's own cosines, and a fusion
 # fitted on another embedder's spreads ranks and calibrates worse (docs/forgery.md "A fusion per
-# pack family").
+# pack family"). "DEFAULT.<family>+<embedder_id>" names the one fitted with that second pack
+# (ForgeryConfig.second_pack): a fusion without its signals would compute them for nothing.
 DEFAULT_POINTER = "DEFAULT"
 # Identity signals of unusual faces reach tens of spreads; bound them so one row cannot dominate.
 FEATURE_CLIP = (-10.0, 30.0)
@@ -127,14 +128,16 @@ class FusionModel:
         return self.heads.get("vip" if vip else "generic")
 
 
-def load_fusion(spec: Optional[str], storage_config=None, pack_name: Optional[str] = None):
+def load_fusion(spec: Optional[str], storage_config=None, pack_name: Optional[str] = None,
+                second_embedder_id: Optional[str] = None):
     """ForgeryConfig.fusion_model -> the fusion: an artefact (file or directory) or, only when
     named explicitly ("uncalibrated" or None), the hand-made ranking. "shipped" takes the shipped
-    artefact of ``pack_name``'s family (a pack's name or a ModelPackConfig.pack spec)."""
+    artefact of ``pack_name``'s family (a pack's name or a ModelPackConfig.pack spec) and, with a
+    second pack, of that pack's embedder."""
     if spec is None or spec == UNCALIBRATED:
         return Uncalibrated()
     if spec == SHIPPED:
-        spec = str(shipped_fusion_dir(pack_family(pack_name)))
+        spec = str(shipped_fusion_dir(pack_family(pack_name), second_embedder_id))
     return FusionModel.load(spec, storage_config)
 
 
@@ -144,11 +147,12 @@ def fitted_detectors(fusion) -> list[str]:
 
 
 def detector_specs(detectors: Optional[list[str]], fusion_spec: Optional[str], storage_config=None,
-                   pack_name: Optional[str] = None) -> list[str]:
+                   pack_name: Optional[str] = None, second_embedder_id: Optional[str] = None) -> list[str]:
     """ForgeryConfig.detectors resolved: as given, or (None) the configured fusion's."""
     if detectors is not None:
         return list(detectors)
-    return fitted_detectors(load_fusion(fusion_spec, storage_config, pack_name=pack_name))
+    return fitted_detectors(load_fusion(fusion_spec, storage_config, pack_name=pack_name,
+                                        second_embedder_id=second_embedder_id))
 
 
 def pack_family(pack_name: Optional[str]) -> Optional[str]:
@@ -156,12 +160,27 @@ def pack_family(pack_name: Optional[str]) -> Optional[str]:
     return "dlib" if pack_name and pack_name.startswith("dlib") else None
 
 
-def pointer_name(family: Optional[str]) -> str:
-    return DEFAULT_POINTER if family is None else f"{DEFAULT_POINTER}.{family}"
+def embedder_of(pack_name: str) -> str:
+    """A loaded pack's embedder_id from its name ("dlib-hog+<id>", "onnx:<detector>+<id>")."""
+    return pack_name.rsplit("+", 1)[-1]
 
 
-def shipped_fusion_dir(family: Optional[str] = None) -> Path:
-    """The shipped artefact for a pack family; the family-less DEFAULT when it has none."""
+def pointer_name(family: Optional[str], second_embedder_id: Optional[str] = None) -> str:
+    name = DEFAULT_POINTER if family is None else f"{DEFAULT_POINTER}.{family}"
+    return name if second_embedder_id is None else f"{name}+{second_embedder_id}"
+
+
+def shipped_fusion_dir(family: Optional[str] = None, second_embedder_id: Optional[str] = None) -> Path:
+    """The shipped artefact for a pack family (the family-less DEFAULT when it has none) or, with
+    a second pack, the one fitted with that pack's embedder; there is no fallback for the latter."""
+    if second_embedder_id is not None:
+        pointer = ARTEFACTS_DIR / pointer_name(family, second_embedder_id)
+        if not pointer.is_file():
+            shipped = sorted(p.name for p in ARTEFACTS_DIR.glob(f"{DEFAULT_POINTER}*+*"))
+            raise ValueError(f"no shipped fusion was fitted on the {family or 'onnx'} pack with "
+                             f"{second_embedder_id} as the second pack (shipped pairs: {shipped}); name one "
+                             f"with --forgery-fusion (jobs.forgery_benchmark --second-pack ... --write-fusion)")
+        return ARTEFACTS_DIR / pointer.read_text().strip()
     pointer = ARTEFACTS_DIR / pointer_name(family)
     if not pointer.is_file():
         pointer = ARTEFACTS_DIR / DEFAULT_POINTER

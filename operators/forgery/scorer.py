@@ -15,7 +15,7 @@ import pyarrow as pa
 from index.gallery import Gallery, embeddings_of
 from operators.forgery.base import ARTEFACT_PREFIX, is_generic
 from operators.forgery.detectors import load_detectors
-from operators.forgery.fusion import FusionModel, fitted_detectors, load_fusion
+from operators.forgery.fusion import SHIPPED, FusionModel, fitted_detectors, load_fusion
 from operators.forgery.identity_signal import SIGNALS, CandidateKind, region_embeddings
 from operators.forgery.pack_identity import SECOND_PACK_PREFIX, PackIdentity
 from operators.forgery.quality import GATED_ARTEFACTS, GATED_CONSISTENCY, GATED_WITH_CONSISTENCY, gate_reason, \
@@ -79,8 +79,15 @@ class ForgeryScorer:
         self.config = forgery or ForgeryConfig()
         # No gallery: artefact signals only (jobs.evaluate without --gallery).
         self.gallery = gallery or (Gallery.load(gallery_uri, storage) if gallery_uri else None)
-        self.fusion = fusion or load_fusion(self.config.fusion_model, storage,
-                                            pack_name=pack.name if pack is not None else (model or ModelPackConfig()).pack)
+        if self.config.second_pack is not None and second_pack is None and fusion is None \
+                and self.config.fusion_model == SHIPPED:
+            # The shipped fusion is chosen by the second pack's embedder too: load the pack now, once.
+            second_pack = load_model_pack(self.config.second_pack, storage, threads=1)
+        self.fusion = fusion or load_fusion(
+            self.config.fusion_model, storage,
+            pack_name=pack.name if pack is not None else (model or ModelPackConfig()).pack,
+            second_embedder_id=second_pack.embedder_id if self.config.second_pack is not None and second_pack is not None
+            else None)
         if detectors is None:
             specs = self.config.detectors if self.config.detectors is not None else fitted_detectors(self.fusion)
             detectors = load_detectors(specs)

@@ -15,7 +15,7 @@ import pyarrow.compute as pc
 from core.schema import STATUS_OK, to_output
 from operators.decode import ImageDecoder
 from operators.runner import ChainRunner, step_name
-from operators.stages import face_stages
+from operators.stages import face_stages, second_embedder
 from vipwatch.bench.corpus import cached_corpus
 from vipwatch.bench.sampler import MemorySampler, stage_times
 from vipwatch.bench.timeline import actor_activity
@@ -195,7 +195,7 @@ def image_benchmark(args) -> dict:
         "model_pack": analyzer.pack.name, "resources": resources.model_dump(), "forgery_stage": args.forgery,
         "second_pack": forgery.second_pack.pack if forgery.second_pack is not None else None,
         "region_consistency": forgery.region_consistency, "forgery_detectors": detector_specs(
-            forgery.detectors, forgery.fusion_model, pack_name=model.pack),
+            forgery.detectors, forgery.fusion_model, pack_name=model.pack, second_embedder_id=second_embedder(config)),
         "shard_size": config.shard_size, "min_rows_per_file": config.min_rows_per_file,
         "raw_operators": runs[-1]["raw"]["operators"],
         "warmup": warmup, "cluster_cpus": cluster.get("CPU"), "ray_worker_niceness": args.ray_worker_niceness, "raw_niceness": os.nice(0), "upload_s": round(upload_s, 1),

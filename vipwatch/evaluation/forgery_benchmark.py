@@ -28,7 +28,7 @@ import pandas as pd
 
 from core.config import MIN_IDENTIFY_EYE_PX, SHARED_DIR, ForgeryConfig
 from core.schema import VERDICT_AUTHENTIC, VERDICT_SUSPECTED, VERDICT_UNVERIFIED
-from operators.forgery.fusion import pack_family, pointer_name
+from operators.forgery.fusion import embedder_of, pack_family, pointer_name
 from vipwatch.evaluation import fusion_fit, unseen_authentic
 from vipwatch.evaluation.forgery_corpus import SIDES
 from vipwatch.evaluation.group_bootstrap import bootstrap
@@ -267,8 +267,8 @@ def data_description(corpus_dir: Path, frame: pd.DataFrame) -> dict:
 def write_fusion_artefact(fusion, root: Path, evaluation: dict, data: dict, command: str,
                           unseen: dict | None = None) -> Path:
     """<root>/<version>/fusion.json + manifest.json (data, recipe, metrics, terms, sha256), and
-    <root>/DEFAULT (DEFAULT.dlib for a dlib pack) naming it (for the package's artefacts/
-    directory: what "shipped" loads for that pack family)."""
+    <root>/DEFAULT (DEFAULT.dlib for a dlib pack; DEFAULT.dlib+<embedder_id> with a second pack)
+    naming it (for the package's artefacts/ directory: what "shipped" loads for that pack family)."""
     target = Path(root) / fusion.version.replace("@", "-")
     target.mkdir(parents=True, exist_ok=True)
     raw = json.dumps(fusion.to_json(), indent=2).encode()
@@ -288,7 +288,8 @@ def write_fusion_artefact(fusion, root: Path, evaluation: dict, data: dict, comm
         manifest["authentic_false_alarms_unseen_by_detectors"] = {
             **{k: unseen[k] for k in ("held_out_by", "photos", "faces")}, **(mine[0] if mine else {})}
     (target / "manifest.json").write_text(json.dumps(manifest, indent=2, default=float) + "\n")
-    pointer = pointer_name(pack_family(manifest["scorer"].get("model_pack")))
+    second = manifest["scorer"].get("second_pack")
+    pointer = pointer_name(pack_family(manifest["scorer"].get("model_pack")), embedder_of(second) if second else None)
     (Path(root) / pointer).write_text(target.name + "\n")
     return target
 

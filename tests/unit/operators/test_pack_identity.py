@@ -86,12 +86,13 @@ def test_second_pack_needs_its_own_gallery(scored, onnx_gallery):
     # A gallery enrolled with the first pack's embedder cannot serve the second pack.
     with pytest.raises(ValueError, match="forgery references come from"):
         ForgeryScorer(gallery=two.gallery, pack=two.pack, detectors=[], second_pack=two.second.pack,
-                      forgery=ForgeryConfig(second_pack=DLIB_PACK, second_gallery=onnx_gallery))
+                      forgery=ForgeryConfig(second_pack=DLIB_PACK, second_gallery=onnx_gallery,
+                                            fusion_model=ONNX_IDENTITY_ONLY))
 
 
 @pytest.mark.parametrize("name", ["fusion-lr-f7a5c86e", "fusion-lr-6fe30eb5", "fusion-lr-e9dbbc2a",
                                   "fusion-lr-7900bca8", "fusion-lr-7ba1f626"])
-def test_shipped_two_pack_fusions_are_opt_in_and_name_their_second_embedder(name):
+def test_shipped_two_pack_fusions_name_their_second_embedder(name):
     """Fitted on the dlib pack with MobileFaceNet as the second pack (6fe30eb5: with both packs'
     region consistency, vip head only; e9dbbc2a: the same plus the SBI detector, at candidate rate 0.3;
     7900bca8: the same with region consistency through its own 20 px gate; 7ba1f626: through 14 px)."""
@@ -108,7 +109,10 @@ def test_shipped_two_pack_fusions_are_opt_in_and_name_their_second_embedder(name
     for version in manifest["ships_with"].get("region_consistency", []):
         assert f"consistency={version}" in manifest["scorer"]["signals_model"]
         assert (ARTEFACTS_DIR / version / "manifest.json").is_file()
-    assert all(p.read_text().strip() != name for p in ARTEFACTS_DIR.glob("DEFAULT*"))
+    # Only the pointer for their own pair of embedders may name them: a scorer without the second
+    # pack never loads one.
+    pointers = {p.name for p in ARTEFACTS_DIR.glob("DEFAULT*") if p.read_text().strip() == name}
+    assert pointers <= {f"DEFAULT.dlib+{embedder}"}
     if "consistency_gate" in manifest["ships_with"]:
         assert f"consistency-gate={manifest['ships_with']['consistency_gate']}" in manifest["scorer"]["signals_model"]
 
@@ -127,3 +131,25 @@ def test_a_consistency_uri_is_for_the_first_pack_and_the_second_keeps_its_shippe
         ForgeryScorer(gallery=one.gallery, pack=one.pack, detectors=[],
                       forgery=ForgeryConfig(region_consistency=shipped_for(two.second.pack.embedder_id),
                                             fusion_model=ONNX_IDENTITY_ONLY))
+
+
+def test_the_shipped_fusion_follows_the_second_pack(dlib_gallery, onnx_gallery):
+    """With MobileFaceNet as the second pack of the dlib pack, "shipped" is the fusion fitted with
+    both (DEFAULT.dlib+<embedder>: fusion-lr@7ba1f626), with its rate, gate and detector; a pair
+    no shipped fusion was fitted with is refused by name, not scored by a fusion that ignores it."""
+    from operators.forgery.fusion import ARTEFACTS_DIR, shipped_fusion_dir
+
+    scorer = ForgeryScorer(gallery_uri=dlib_gallery, model=DLIB_PACK,
+                           forgery=ForgeryConfig(second_pack=ONNX_PACK, second_gallery=onnx_gallery))
+    embedder = scorer.second.pack.embedder_id
+    assert shipped_fusion_dir("dlib", embedder) == ARTEFACTS_DIR / "fusion-lr-7ba1f626"
+    assert scorer.fusion.version == "fusion-lr@7ba1f626"
+    assert any(f.startswith(SECOND_PACK_PREFIX) for f in scorer.fusion.head(True).features)
+    assert scorer.config.weak_match_fpir == 0.3 and scorer.config.consistency_gate == "identity"
+    assert [d.name for d in scorer.detectors] == ["sbi"]
+    assert f"pack2=regions-v1/{embedder}/" in scorer.model_version
+    # Without the second pack the dlib default is unchanged.
+    assert ForgeryScorer(gallery_uri=dlib_gallery, model=DLIB_PACK).fusion.version == "fusion-lr@fccced6e"
+    with pytest.raises(ValueError, match=f"no shipped fusion was fitted on the onnx pack with {DLIB_EMBEDDER_PREFIX}"):
+        ForgeryScorer(gallery_uri=onnx_gallery, model=ONNX_PACK,
+                      forgery=ForgeryConfig(second_pack=DLIB_PACK, second_gallery=dlib_gallery))

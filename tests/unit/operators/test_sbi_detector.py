@@ -105,5 +105,5 @@ def test_each_opt_in_fusion_names_the_model_it_was_fitted_with(fusion, model):
     assert fusion_manifest["ships_with"]["detector"] == f"sbi:{model}"
     assert "artefact:sbi" in (fusion_manifest["signals"].get("generic") or fusion_manifest["signals"]["vip"])
     defaults = {p.read_text().strip() for p in ARTEFACTS.glob("DEFAULT*")}
-    # opt-in, except the dlib default and the ONNX default
-    assert fusion not in defaults or fusion in ("fusion-lr-fccced6e", "fusion-lr-dfd5903e")
+    # opt-in, except the dlib default, the ONNX default and the dlib + MobileFaceNet default
+    assert fusion not in defaults or fusion in ("fusion-lr-fccced6e", "fusion-lr-dfd5903e", "fusion-lr-7ba1f626")

@@ -412,9 +412,13 @@ def test_written_fusion_artefact_points_its_pack_family_at_it(tmp_path):
 
     head = Head(features=["identity_deficit"], coef=[1.0], intercept=-4.0, threshold=0.5)
     evaluation = {"families": {"authentic_false_alarm_rate": 0.0}, "size_bins": []}
-    for model_pack, pointer in (("dlib-hog+dlib_resnet_v1@55533b28", "DEFAULT.dlib"), ("onnx:x+y", "DEFAULT")):
+    for model_pack, second, pointer in (("dlib-hog+dlib_resnet_v1@55533b28", None, "DEFAULT.dlib"),
+                                        ("onnx:x+y", None, "DEFAULT"),
+                                        ("dlib-hog+dlib_resnet_v1@55533b28", "onnx:yunet@1+mfn@2", "DEFAULT.dlib+mfn@2")):
         fusion = FusionModel(heads={"vip": head}, version=f"fusion-lr@{pointer[-4:]}",
                              metadata={"prior": 0.01, "target_fpr": 0.005, "recipe": "test",
-                                       "scorer": {"model_pack": model_pack}})
+                                       "scorer": {"model_pack": model_pack, "second_pack": second}})
         target = forgery_benchmark.write_fusion_artefact(fusion, tmp_path, evaluation, {}, "test")
         assert (tmp_path / pointer).read_text().strip() == target.name
+    # A fit with a second pack leaves the single-pack pointer alone.
+    assert (tmp_path / "DEFAULT.dlib").read_text().strip() == "fusion-lr-dlib"
