@@ -79,15 +79,15 @@ class ForgeryScorer:
         self.config = forgery or ForgeryConfig()
         # No gallery: artefact signals only (jobs.evaluate without --gallery).
         self.gallery = gallery or (Gallery.load(gallery_uri, storage) if gallery_uri else None)
-        if self.config.second_pack is not None and second_pack is None and fusion is None \
-                and self.config.fusion_model == SHIPPED:
+        second_embedder_id = None
+        if self.config.second_pack is not None and fusion is None and self.config.fusion_model == SHIPPED:
             # The shipped fusion is chosen by the second pack's embedder too: load the pack now, once.
-            second_pack = load_model_pack(self.config.second_pack, storage, threads=1)
+            second_pack = second_pack or load_model_pack(self.config.second_pack, storage, threads=1)
+            second_embedder_id = second_pack.embedder_id
         self.fusion = fusion or load_fusion(
             self.config.fusion_model, storage,
             pack_name=pack.name if pack is not None else (model or ModelPackConfig()).pack,
-            second_embedder_id=second_pack.embedder_id if self.config.second_pack is not None and second_pack is not None
-            else None)
+            second_embedder_id=second_embedder_id)
         if detectors is None:
             specs = self.config.detectors if self.config.detectors is not None else fitted_detectors(self.fusion)
             detectors = load_detectors(specs)
