@@ -14,7 +14,7 @@ from core.config import CrawlConfig
 from index.gallery import Gallery
 from operators.chain import Shared
 from operators.face_analyzer import FaceAnalyzer
-from operators.forgery.fusion import detector_specs
+from operators.forgery.fusion import SHIPPED, detector_specs
 from operators.forgery.scorer import ForgeryScorer
 from operators.matcher import GalleryMatcher
 from operators.packs import load_model_pack
@@ -50,10 +50,11 @@ def pool_sizes(config: CrawlConfig, cluster_cpus: float) -> dict:
 
 
 def second_embedder(config: CrawlConfig) -> str | None:
-    """The embedder_id of the forgery scorer's second pack (None without one): the shipped fusion
-    is chosen by it. Told from the files where it can be, else by loading the pack."""
+    """The embedder_id of the forgery scorer's second pack, which chooses the shipped fusion; None
+    without a second pack or when no shipped fusion is to be chosen. Told from the files where it
+    can be, else by loading the pack."""
     second = config.forgery.second_pack
-    if second is None:
+    if second is None or config.forgery.fusion_model != SHIPPED or config.forgery.detectors is not None:
         return None
     return expected_embedder_id(second, config.storage) or \
         load_model_pack(second, config.storage, threads=1).embedder_id
